@@ -1,0 +1,43 @@
+# The two commands in the README: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+
+.PHONY: install run test test-sqlite test-postgres lint services bench clean
+
+$(BIN)/sheaf: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/sheaf
+
+## Set everything up and run sheaf: API, console, embedded worker, SQLite, demo data.
+run: install
+	$(BIN)/sheaf db upgrade
+	$(BIN)/sheaf demo
+	$(BIN)/sheaf serve --host 127.0.0.1 --port 8000
+
+## Set everything up and run the whole suite: lint, SQLite, then PostgreSQL.
+test: install lint services test-sqlite test-postgres
+
+lint:
+	$(BIN)/ruff check src tests bench
+
+services:
+	bash scripts/services.sh
+
+test-sqlite:
+	$(BIN)/pytest
+
+# The same suite against the real PostgreSQL server (SDK tests already ran on SQLite).
+test-postgres:
+	SHEAF_TEST_DATABASE_URL=$(PG_URL) $(BIN)/pytest -m "not sdk"
+
+bench: install
+	$(BIN)/python bench/identity/run.py
+
+clean:
+	rm -rf $(VENV) .sdk-venvs var .pytest_cache

@@ -1,0 +1,3 @@
+"""sheaf: a self-hosted aggregation server."""
+
+__version__ = "0.1.0"

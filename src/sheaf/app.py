@@ -1,0 +1,124 @@
+"""create_app(settings): every router, the console, error envelopes, the embedded worker."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sheaf import __version__
+from sheaf.auth.endpoints import router as auth_router
+from sheaf.config import Settings
+from sheaf.console import router as console_router
+from sheaf.errors import RateLimited, SheafError, Unauthorized
+from sheaf.identity import jobs as _identity_jobs  # noqa: F401  (registers handlers)
+from sheaf.identity.api import router as identity_router
+from sheaf.jobs.endpoints import router as jobs_router
+from sheaf.kit.base import new_id
+from sheaf.migrate import upgrade
+from sheaf.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def sailpoint_error(status: int, detail_code: str, text: str, causes: list[str] | None = None
+                    ) -> JSONResponse:
+    """SailPoint's ErrorResponseDto."""
+    def message(t: str) -> dict[str, Any]:
+        return {"locale": "en-US", "localeOrigin": "DEFAULT", "text": t}
+
+    return JSONResponse(
+        status_code=status,
+        content={"detailCode": detail_code, "trackingId": new_id(),
+                 "messages": [message(text)], "causes": [message(c) for c in causes or []]},
+    )
+
+
+def _native(request: Request) -> bool:
+    return request.url.path.startswith("/api/jobs")
+
+
+def render_error(request: Request, exc: SheafError) -> JSONResponse:
+    if _native(request):
+        return JSONResponse(status_code=exc.status_code,
+                            content={"error": {"code": exc.detail_code, "message": exc.message}})
+    if isinstance(exc, Unauthorized):
+        return JSONResponse(status_code=401, content={"error": exc.message})
+    if isinstance(exc, RateLimited):
+        return JSONResponse(status_code=429, content={"message": " Rate Limit Exceeded "},
+                            headers={"Retry-After": str(exc.retry_after)})
+    return sailpoint_error(exc.status_code, exc.detail_code, exc.message, exc.causes)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SheafError)
+    async def on_sheaf_error(request: Request, exc: SheafError) -> JSONResponse:
+        return render_error(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            problems.append(f"{where or 'body'}: {err.get('msg')}")
+        from sheaf.errors import BadRequest
+
+        return render_error(request, BadRequest("The request is not valid: " + "; ".join(problems),
+                                                causes=problems))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error = SheafError(str(exc.detail))
+        error.status_code = exc.status_code
+        error.detail_code = {404: "404 Not found", 405: "405 Method Not Allowed"}.get(
+            exc.status_code, f"{exc.status_code}")
+        return render_error(request, error)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return render_error(request, SheafError("An internal fault occurred."))
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
+               *, migrate: bool = True) -> FastAPI:
+    settings = settings or (runtime.settings if runtime else Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = runtime
+        if rt is None:
+            if migrate:
+                upgrade(settings)
+            rt = Runtime.build(settings)
+        app.state.runtime = rt
+        rt.executor.start()
+        try:
+            yield
+        finally:
+            if runtime is None:
+                rt.close()
+
+    app = FastAPI(title="sheaf", version=__version__, lifespan=lifespan,
+                  description="Self-hosted aggregation server (SailPoint-compatible identity "
+                              "account aggregation).")
+    if runtime is not None:
+        app.state.runtime = runtime
+    _install_error_handlers(app)
+
+    @app.get("/healthz", tags=["meta"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process serves HTTP."""
+        return {"status": "ok", "version": __version__}
+
+    app.include_router(auth_router)
+    app.include_router(jobs_router)
+    app.include_router(identity_router)
+    app.include_router(console_router)
+    return app

@@ -1,0 +1,1 @@
+"""Credentials, tokens and the Principal every endpoint sees."""

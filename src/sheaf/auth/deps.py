@@ -1,0 +1,46 @@
+"""FastAPI dependencies: who is calling, and may they?"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Depends, Request
+
+from sheaf.auth.tokens import Principal, decode
+from sheaf.errors import Forbidden, RateLimited, Unauthorized
+from sheaf.runtime import Runtime, get_runtime
+
+
+def _api_bucket(path: str) -> str:
+    # SailPoint counts per API version: /beta/..., /v2025/..., /sources/v1/...
+    parts = [p for p in path.split("/") if p]
+    if not parts:
+        return "-"
+    return parts[1] if len(parts) > 1 and parts[1] == "v1" else parts[0]
+
+
+def principal(request: Request, runtime: Runtime = Depends(get_runtime)) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("JWT validation failed: no bearer token in the Authorization header")
+    who = decode(runtime.settings, token.strip())
+    wait = runtime.limiter.hit(who.client_id, _api_bucket(request.url.path))
+    if wait is not None:
+        raise RateLimited(wait)
+    return who
+
+
+def require(*authorities: str) -> Callable[..., Principal]:
+    wanted = frozenset(authorities)
+
+    def check(who: Principal = Depends(principal)) -> Principal:
+        if not who.has_any(wanted):
+            raise Forbidden(
+                "This operation needs one of the authorities "
+                f"{', '.join(sorted(wanted))}; the token carries "
+                f"{', '.join(sorted(who.authorities)) or 'none'}."
+            )
+        return who
+
+    return check

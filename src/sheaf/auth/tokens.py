@@ -1,0 +1,76 @@
+"""Signed JWT access tokens carrying authorities and scopes, as SailPoint issues them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from sheaf.auth.models import Credential
+from sheaf.config import Settings
+from sheaf.errors import Unauthorized
+from sheaf.kit.base import new_id
+
+ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True)
+class Principal:
+    client_id: str
+    authorities: frozenset[str]
+    scopes: frozenset[str]
+
+    def has_any(self, authorities: frozenset[str]) -> bool:
+        return bool(self.authorities & authorities)
+
+
+def issue(settings: Settings, credential: Credential) -> dict[str, Any]:
+    now = int(time.time())
+    claims = {
+        "tenant_id": settings.tenant,
+        "org": settings.tenant,
+        "pod": "local",
+        "internal": False,
+        "client_id": credential.client_id,
+        "authorities": list(credential.authorities),
+        "scope": list(credential.scopes),
+        "strong_auth": False,
+        "enabled": True,
+        "iat": now,
+        "exp": now + settings.auth.token_ttl_seconds,
+        "jti": new_id(),
+    }
+    token = jwt.encode(claims, settings.signing_key, algorithm=ALGORITHM)
+    return {
+        "access_token": token,
+        "token_type": "bearer",
+        "expires_in": settings.auth.token_ttl_seconds - 1,
+        "scope": " ".join(credential.scopes),
+        "tenant_id": settings.tenant,
+        "internal": False,
+        "pod": "local",
+        "org": settings.tenant,
+        "strong_auth_supported": False,
+        "strong_auth": False,
+        "enabled": True,
+        "jti": claims["jti"],
+    }
+
+
+def decode(settings: Settings, token: str) -> Principal:
+    try:
+        claims = jwt.decode(
+            token, settings.signing_key, algorithms=[ALGORITHM],
+            options={"require": ["exp", "client_id"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("JWT validation failed: JWT is expired") from None
+    except jwt.InvalidTokenError as exc:
+        raise Unauthorized(f"JWT validation failed: {exc}") from None
+    return Principal(
+        client_id=str(claims["client_id"]),
+        authorities=frozenset(claims.get("authorities") or []),
+        scopes=frozenset(claims.get("scope") or []),
+    )

@@ -1,0 +1,15 @@
+"""`sheaf ...`: commands call services directly, never the HTTP API."""
+
+from __future__ import annotations
+
+import typer
+
+from sheaf.cli import credentials, db, demo, identity, jobs, serve
+
+app = typer.Typer(no_args_is_help=True, help="sheaf: a self-hosted aggregation server.")
+app.command("serve")(serve.serve)
+app.command("demo")(demo.demo)
+app.add_typer(db.app, name="db")
+app.add_typer(credentials.app, name="credentials")
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(identity.app, name="identity")

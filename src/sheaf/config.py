@@ -1,0 +1,70 @@
+"""One Settings object, read from SHEAF_* environment variables (nested with __)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class JobSettings(BaseModel):
+    executor: Literal["local", "inline"] = "local"
+    workers: int = Field(default=2, ge=1, le=64)
+    lease_seconds: float = Field(default=120.0, gt=0)
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    reaper_interval_seconds: float = Field(default=15.0, gt=0)
+    progress_interval_seconds: float = Field(default=0.5, ge=0)
+    max_attempts: int = Field(default=3, ge=1)
+
+
+class AuthSettings(BaseModel):
+    # HS256 signing key; generated into the data dir on first start when not given.
+    jwt_secret: str | None = None
+    token_ttl_seconds: int = Field(default=749, gt=0)
+    # SailPoint's gateway default: 100 requests per 10 s per client and API version.
+    rate_limit_requests: int = Field(default=100, ge=0)
+    rate_limit_window_seconds: float = Field(default=10.0, gt=0)
+
+
+class IdentitySettings(BaseModel):
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    max_field_bytes: int = Field(default=64 * 1024, gt=0)
+    # A source with this many accounts or fewer ignores its delete threshold, so a tiny
+    # source can still be emptied on purpose.
+    delete_threshold_min_accounts: int = Field(default=10, ge=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHEAF_", env_nested_delimiter="__")
+
+    data_dir: Path = Path("./var")
+    database_url: str | None = None
+    tenant: str = "sheaf"
+    jobs: JobSettings = JobSettings()
+    auth: AuthSettings = AuthSettings()
+    identity: IdentitySettings = IdentitySettings()
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'sheaf.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @cached_property
+    def signing_key(self) -> str:
+        if self.auth.jwt_secret:
+            return self.auth.jwt_secret
+        path = self.data_dir / "jwt-secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip()

@@ -1,0 +1,1 @@
+"""Demo files loaded by `sheaf demo`."""

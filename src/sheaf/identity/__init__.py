@@ -1,0 +1,1 @@
+"""Identity: sources, accounts, identities and account aggregation (SailPoint dialect)."""

@@ -1,0 +1,236 @@
+"""One account aggregation: parse the snapshot, diff, correlate, apply atomically."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import polars as pl
+from sqlalchemy import Connection, update
+
+from sheaf.config import IdentitySettings
+from sheaf.db import Database
+from sheaf.identity import csvfile, repository
+from sheaf.identity.correlation import Correlated, correlate, new_ids
+from sheaf.identity.engine import AccountDiff, AccountSchema, confirm_updates, diff, snapshot
+from sheaf.identity.models import Source, SourceSchema
+from sheaf.kit import bulk
+from sheaf.kit.base import utcnow
+
+COUNTERS = ("applications", "total", "optimizedAggregation", "ignored", "optimized", "created",
+            "updated", "deleted", "identitiesCreated", "identitiesCorrelated")
+
+
+class AggregationRefused(Exception):
+    """The file or the source cannot be aggregated; nothing was changed."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class AggregationResult:
+    counters: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+class Progress(Protocol):
+    """Where the aggregation reports how far it has got (the job context, in a job)."""
+
+    def __call__(self, current: int, total: int | None, message: str) -> None: ...
+
+
+def aggregate(
+    db: Database,
+    settings: IdentitySettings,
+    source_id: str,
+    file: Path,
+    *,
+    optimize: bool,
+    progress: Progress,
+) -> AggregationResult:
+    with db.read() as session:
+        source = repository.get_source(session, source_id)
+        schema_row = repository.account_schema(session, source_id)
+        stored_count = repository.account_count(session, source_id)
+    if source is None or schema_row is None:
+        raise AggregationRefused("source_not_found", f"Source {source_id} no longer exists")
+
+    progress(0, None, "Reading file")
+    delimiter = str((source.connector_attributes or {}).get("delimiter", ","))
+    try:
+        parsed = csvfile.read(file, delimiter=delimiter, max_field_bytes=settings.max_field_bytes)
+    except csvfile.InvalidFile as exc:
+        raise AggregationRefused("invalid_file", str(exc)) from None
+    schema, learned = _schema_for(schema_row, parsed.columns)
+    snap = snapshot(parsed.frame, schema)
+    warnings = []
+    if snap.ignored_rows:
+        lines = parsed.line_numbers(snap.ignored_rows[: csvfile.MAX_REPORTED])
+        warnings.append(
+            f"{len(snap.ignored_rows)} rows have no value for the account ID attribute "
+            f"'{schema.identity_attribute}' and were ignored (lines "
+            f"{', '.join(map(str, lines))}{', ...' if len(snap.ignored_rows) > len(lines) else ''})"
+        )
+    accounts = snap.accounts
+    progress(0, accounts.height, "Comparing with stored accounts")
+
+    with db.read() as session:
+        conn = session.connection()
+        result = diff(accounts, repository.stored_accounts(conn, source_id))
+        result, rehash = confirm_updates(
+            result, repository.stored_texts(conn, result.updated["id"].to_list())
+        )
+        candidates = _correlation_candidates(result, optimize)
+        correlated = correlate(conn, candidates, source.correlation or [], source.authoritative)
+
+    removed = result.removed
+    if removed.height and _over_threshold(source, stored_count, removed.height, settings):
+        share = 100 * removed.height / stored_count
+        warnings.append(
+            f"Account removal skipped: {removed.height} of {stored_count} accounts "
+            f"({share:.1f}%) are missing from the file, more than the source's delete "
+            f"threshold of {source.delete_threshold}%. No account was removed."
+        )
+        removed = removed.clear()
+
+    changes = result.created.height + result.updated.height + removed.height
+    progress(accounts.height, accounts.height, f"Applying {changes} account changes")
+    with db.write() as session:
+        conn = session.connection()
+        _apply(conn, source_id, result, removed, rehash, correlated, optimize)
+        if learned is not None:
+            schema_row = session.merge(schema_row)
+            schema_row.attributes = learned
+            schema_row.modified = utcnow()
+        session.execute(
+            update(Source).where(Source.id == source_id).values(last_aggregated=utcnow())
+        )
+
+    counters = {
+        "applications": source.name,
+        "total": result.total,
+        "optimizedAggregation": "enabled" if optimize else "disabled",
+        "ignored": len(snap.ignored_rows),
+        "optimized": result.unchanged.height if optimize else 0,
+        "created": result.created.height,
+        "updated": result.updated.height,
+        "deleted": removed.height,
+        "identitiesCreated": correlated.new_identities.height,
+        "identitiesCorrelated": correlated.links.height,
+    }
+    return AggregationResult(counters, warnings)
+
+
+def _schema_for(row: SourceSchema, columns: list[str]) -> tuple[AccountSchema, list | None]:
+    """The account schema to read with, and the attribute list learned from the header
+    when the schema had none yet."""
+    learned = None
+    if not row.attributes:
+        learned = [{"name": c, "type": "STRING", "isMulti": False, "isEntitlement": False,
+                    "isGroup": False, "description": None} for c in columns]
+        attributes = learned
+    else:
+        attributes = row.attributes
+    names = [a["name"] for a in attributes]
+    if row.identity_attribute not in columns:
+        raise AggregationRefused(
+            "invalid_file",
+            f"The file has no column '{row.identity_attribute}', the source's account ID "
+            f"attribute. Its header has: {', '.join(columns)}",
+        )
+    unknown = [c for c in columns if c not in names]
+    if unknown:
+        raise AggregationRefused(
+            "invalid_file",
+            f"The header has columns that are not in the source's account schema: "
+            f"{', '.join(unknown)}. Add them to the schema or remove them from the file",
+        )
+    multi = frozenset(a["name"] for a in attributes if a.get("isMulti"))
+    return AccountSchema(row.identity_attribute, row.display_attribute, names, multi), learned
+
+
+def _correlation_candidates(result: AccountDiff, optimize: bool) -> pl.DataFrame:
+    """New accounts, changed uncorrelated ones; every uncorrelated one without optimization
+    (disabling optimization is how SailPoint users ask for correlation to be re-examined)."""
+    cols = ["native_identity", "name", "attributes"]
+    frames = [result.created.select(cols),
+              result.updated.filter(pl.col("identity_id").is_null()).select(cols)]
+    if not optimize:
+        frames.append(result.unchanged.filter(pl.col("identity_id").is_null()).select(cols))
+    return pl.concat(frames)
+
+
+def _over_threshold(source: Source, stored: int, removed: int, s: IdentitySettings) -> bool:
+    if stored <= s.delete_threshold_min_accounts:
+        return False
+    return 100 * removed > source.delete_threshold * stored
+
+
+def _apply(
+    conn: Connection,
+    source_id: str,
+    result: AccountDiff,
+    removed: pl.DataFrame,
+    rehash: pl.DataFrame,
+    correlated: Correlated,
+    optimize: bool,
+) -> None:
+    now = bulk.timestamp(conn, utcnow())
+    new_identities = correlated.new_identities
+    bulk.insert_frame(
+        conn,
+        "identity",
+        new_identities.select(
+            "id", "name", "attributes", pl.lit(source_id).alias("source_id"),
+            pl.lit(now).alias("created"), pl.lit(now).alias("modified"),
+        ),
+    )
+    # identity for each correlated account: a found link, else its new identity
+    links = pl.concat([
+        correlated.links,
+        new_identities.select("native_identity", pl.col("id").alias("identity_id")),
+    ])
+    created = result.created.join(links, on="native_identity", how="left")
+    bulk.insert_frame(
+        conn,
+        "account",
+        created.select(
+            new_ids(created.height).alias("id"), pl.lit(source_id).alias("source_id"),
+            "native_identity", "name", "attributes", "content_hash", "identity_id",
+            pl.lit(now).alias("created"), pl.lit(now).alias("modified"),
+        ),
+    )
+    updated = result.updated.join(
+        links.rename({"identity_id": "new_identity"}), on="native_identity", how="left"
+    )
+    bulk.execute_frame(
+        conn,
+        "UPDATE account SET name = ?, attributes = ?, content_hash = ?, "
+        "identity_id = COALESCE(?, identity_id), modified = ? WHERE id = ?",
+        updated.select("name", "attributes", "content_hash", "new_identity",
+                       pl.lit(now).alias("modified"), "id"),
+    )
+    # Authoritative accounts refresh the identities they created.
+    bulk.execute_frame(
+        conn,
+        "UPDATE identity SET name = ?, attributes = ?, modified = ? "
+        "WHERE id = ? AND source_id = ?",
+        updated.filter(pl.col("identity_id").is_not_null()).select(
+            "name", "attributes", pl.lit(now).alias("modified"), "identity_id",
+            pl.lit(source_id).alias("source_id"),
+        ),
+    )
+    if not optimize:
+        relinked = result.unchanged.drop("identity_id").join(links, on="native_identity")
+        bulk.execute_frame(
+            conn,
+            "UPDATE account SET identity_id = ?, modified = ? WHERE id = ?",
+            relinked.select("identity_id", pl.lit(now).alias("modified"), "id"),
+        )
+    bulk.execute_frame(conn, "UPDATE account SET content_hash = ? WHERE id = ?",
+                       rehash.select("content_hash", "id"))
+    bulk.execute_frame(conn, "DELETE FROM account WHERE id = ?", removed.select("id"))

@@ -1,0 +1,108 @@
+"""Reading results: /v3/accounts and identities."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Response
+from sqlalchemy import exists, func, select
+
+from sheaf.identity import service
+from sheaf.identity.api import wire
+from sheaf.identity.api.deps import identity_reader, source_admin
+from sheaf.identity.models import Account, Identity, Source
+from sheaf.kit.filters import Field, page, parse_filters, parse_sorters
+from sheaf.runtime import Runtime, get_runtime
+
+router = APIRouter(tags=["accounts"])
+
+ACCOUNT_FILTERS = {
+    "id": Field(Account.id, frozenset({"eq", "in"})),
+    "identityId": Field(Account.identity_id, frozenset({"eq", "in", "isnull", "pr"})),
+    "name": Field(Account.name, frozenset({"eq", "in", "sw"})),
+    "nativeIdentity": Field(Account.native_identity, frozenset({"eq", "in", "sw"})),
+    "sourceId": Field(Account.source_id, frozenset({"eq", "in"})),
+    "uncorrelated": Field(Account.identity_id.is_(None), frozenset({"eq"})),
+    "created": Field(Account.created, frozenset({"gt", "lt", "ge", "le"})),
+    "modified": Field(Account.modified, frozenset({"gt", "lt", "ge", "le"})),
+}
+ACCOUNT_SORTERS = {"id": Account.id, "name": Account.name, "created": Account.created,
+                   "modified": Account.modified, "sourceId": Account.source_id,
+                   "identityId": Account.identity_id, "nativeIdentity": Account.native_identity}
+
+correlated = exists().where(Account.identity_id == Identity.id)
+IDENTITY_FILTERS = {
+    "id": Field(Identity.id, frozenset({"eq", "in"})),
+    "name": Field(Identity.name, frozenset({"eq", "sw"})),
+    "alias": Field(Identity.name, frozenset({"eq", "sw"})),
+    "correlated": Field(correlated, frozenset({"eq"})),
+}
+IDENTITY_SORTERS = {"name": Identity.name, "alias": Identity.name, "id": Identity.id}
+
+
+@router.get("/v3/accounts", dependencies=[Depends(source_admin)])
+def list_accounts(
+    response: Response,
+    limit: int | None = Query(None), offset: int | None = Query(None),
+    count: bool = Query(False), filters: str | None = Query(None),
+    sorters: str | None = Query(None), runtime: Runtime = Depends(get_runtime),
+) -> list[dict[str, Any]]:
+    """Accounts, e.g. `filters=sourceId eq "..."`; `count=true` sets X-Total-Count."""
+    limit, offset = page(limit, offset)
+    where = parse_filters(filters, ACCOUNT_FILTERS)
+    order = parse_sorters(sorters, ACCOUNT_SORTERS, [Account.id])
+    with runtime.db.read() as session:
+        rows = session.execute(
+            select(Account, Source, Identity.name)
+            .join(Source, Source.id == Account.source_id)
+            .outerjoin(Identity, Identity.id == Account.identity_id)
+            .where(where).order_by(*order).limit(limit).offset(offset)
+        ).all()
+        if count:
+            total = session.execute(select(func.count()).select_from(Account).where(where))
+            response.headers["X-Total-Count"] = str(total.scalar_one())
+    return [wire.account(a, s, n) for a, s, n in rows]
+
+
+@router.get("/v3/accounts/{id}", dependencies=[Depends(source_admin)])
+def get_account(id: str, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+    """One account."""
+    account, source = service.get_account(runtime, id)
+    name = service.get_identity(runtime, account.identity_id).name if account.identity_id else None
+    return wire.account(account, source, name)
+
+
+def list_identities(
+    response: Response,
+    limit: int | None = Query(None), offset: int | None = Query(None),
+    count: bool = Query(False), filters: str | None = Query(None),
+    sorters: str | None = Query(None),
+    defaultFilter: Literal["CORRELATED_ONLY", "NONE"] = Query("CORRELATED_ONLY"),
+    runtime: Runtime = Depends(get_runtime),
+) -> list[dict[str, Any]]:
+    """Identities; by default only those with a correlated account."""
+    limit, offset = page(limit, offset)
+    where = parse_filters(filters, IDENTITY_FILTERS)
+    if defaultFilter == "CORRELATED_ONLY":
+        where = where & correlated
+    order = parse_sorters(sorters, IDENTITY_SORTERS, [Identity.name, Identity.id])
+    with runtime.db.read() as session:
+        rows = list(session.execute(
+            select(Identity).where(where).order_by(*order).limit(limit).offset(offset)
+        ).scalars())
+        if count:
+            total = session.execute(select(func.count()).select_from(Identity).where(where))
+            response.headers["X-Total-Count"] = str(total.scalar_one())
+    return [wire.identity(r) for r in rows]
+
+
+def get_identity(id: str, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+    """One identity."""
+    return wire.identity(service.get_identity(runtime, id))
+
+
+for version in ("beta", "v2024", "v2025", "v2026"):
+    router.add_api_route(f"/{version}/identities", list_identities, methods=["GET"],
+                         dependencies=[Depends(identity_reader)], name=f"list_identities_{version}")
+    router.add_api_route(f"/{version}/identities/{{id}}", get_identity, methods=["GET"],
+                         dependencies=[Depends(identity_reader)], name=f"get_identity_{version}")

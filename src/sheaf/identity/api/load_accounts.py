@@ -1,0 +1,81 @@
+"""load-accounts on every path SailPoint clients use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from sheaf.auth.tokens import Principal
+from sheaf.errors import BadRequest
+from sheaf.identity import service
+from sheaf.identity.api import wire
+from sheaf.identity.api.deps import source_admin
+from sheaf.runtime import Runtime, get_runtime
+
+router = APIRouter(tags=["load-accounts"])
+
+PATHS = [
+    "/beta/sources/{id}/load-accounts",
+    "/v2024/sources/{id}/load-accounts",
+    "/v2025/sources/{id}/load-accounts",
+    "/v2026/sources/{id}/load-accounts",
+    "/sources/v1/{id}/load-accounts",
+    "/cc/api/source/loadAccounts/{id}",
+]
+
+
+def _flag(value: Any) -> bool:
+    if value is None:
+        return False
+    text = str(value).strip().lower()
+    if text not in ("true", "false", ""):
+        raise BadRequest(f"disableOptimization must be 'true' or 'false'; got {value!r}")
+    return text == "true"
+
+
+async def load_accounts(
+    id: str,
+    request: Request,
+    who: Principal = Depends(source_admin),
+    runtime: Runtime = Depends(get_runtime),
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+) -> JSONResponse:
+    """Aggregate a delimited-file source from an uploaded CSV snapshot (multipart `file`,
+    optional `disableOptimization`). Answers 202 with the task to follow."""
+    limit = runtime.settings.identity.max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+        from sheaf.errors import PayloadTooLarge
+
+        raise PayloadTooLarge(f"The upload is larger than the {limit} bytes this server accepts "
+                              "(SHEAF_IDENTITY__MAX_UPLOAD_BYTES)")
+    content_type = request.headers.get("content-type", "")
+    if "multipart/form-data" in content_type or "x-www-form-urlencoded" in content_type:
+        form = await request.form(max_part_size=limit + 1)
+    elif not content_type:
+        form = None
+    else:
+        raise BadRequest("Send the file as multipart/form-data with a 'file' part")
+    try:
+        upload = form.get("file") if form else None
+        if upload is not None and not isinstance(upload, UploadFile):
+            raise BadRequest("The 'file' part must be a file upload, not a text field")
+        disable = _flag(form.get("disableOptimization") if form else None)
+        job = await run_in_threadpool(
+            service.load_accounts, runtime, id, upload.file if upload else None,
+            disable_optimization=disable, launcher=who.client_id,
+            idempotency_key=idempotency_key,
+        )
+    finally:
+        if form is not None:
+            await form.close()
+    return JSONResponse(wire.load_accounts_task(job), status_code=202)
+
+
+for path in PATHS:
+    router.add_api_route(path, load_accounts, methods=["POST"], status_code=202,
+                         name=f"load_accounts{path.split('/')[1]}")

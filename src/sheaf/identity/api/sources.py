@@ -1,0 +1,194 @@
+"""/v3/sources and their schemas."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+
+from sheaf.errors import BadRequest, NotFound
+from sheaf.identity import service
+from sheaf.identity.api import wire
+from sheaf.identity.api.deps import source_admin
+from sheaf.identity.models import Source, SourceSchema
+from sheaf.kit.filters import Field as FilterField
+from sheaf.kit.filters import page, parse_filters, parse_sorters
+from sheaf.kit.base import new_id
+from sheaf.runtime import Runtime, get_runtime
+
+router = APIRouter(tags=["sources"], dependencies=[Depends(source_admin)])
+
+SOURCE_FILTERS = {
+    "id": FilterField(Source.id, frozenset({"eq", "in"})),
+    "name": FilterField(Source.name, frozenset({"eq", "in", "co", "sw"})),
+    "authoritative": FilterField(Source.authoritative, frozenset({"eq"})),
+    "connector": FilterField(Source.connector, frozenset({"eq", "in"})),
+}
+SOURCE_SORTERS = {"name": Source.name, "id": Source.id, "created": Source.created,
+                  "modified": Source.modified}
+
+
+class CorrelationPair(BaseModel):
+    accountAttribute: str = Field(min_length=1)
+    identityAttribute: str = Field(min_length=1)
+
+
+class OwnerRef(BaseModel):
+    type: str = "IDENTITY"
+    id: str
+    name: str | None = None
+
+
+class SourceIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(min_length=1, max_length=128)
+    description: str | None = None
+    owner: OwnerRef | None = None
+    connector: str
+    connectorAttributes: dict[str, Any] = Field(default_factory=dict)
+    deleteThreshold: int = Field(default=10, ge=0, le=100)
+    authoritative: bool = False
+
+
+class AttributeIn(BaseModel):
+    name: str = Field(min_length=1, max_length=128)
+    type: Literal["STRING", "LONG", "INT", "BOOLEAN", "DATE"] = "STRING"
+    description: str | None = None
+    isMulti: bool = False
+    isEntitlement: bool = False
+    isGroup: bool = False
+
+
+class SchemaIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(default="account", min_length=1, max_length=64)
+    nativeObjectType: str = "User"
+    identityAttribute: str = Field(min_length=1)
+    displayAttribute: str = Field(min_length=1)
+    attributes: list[AttributeIn] = Field(default_factory=list)
+
+
+def _source_values(body: SourceIn) -> dict[str, Any]:
+    if body.connector != service.DELIMITED_FILE:
+        raise BadRequest(f"Connector '{body.connector}' is not available; this server "
+                         f"aggregates '{service.DELIMITED_FILE}' sources")
+    attributes = dict(body.connectorAttributes)
+    pairs = [CorrelationPair.model_validate(p).model_dump()
+             for p in attributes.pop("correlation", None) or []]
+    delimiter = attributes.get("delimiter", ",")
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\n\r':
+        raise BadRequest("connectorAttributes.delimiter must be one character other than a "
+                         "quote or a line break")
+    return {
+        "name": body.name, "description": body.description,
+        "owner": body.owner.model_dump() if body.owner else None,
+        "connector": body.connector, "connector_attributes": attributes,
+        "delete_threshold": body.deleteThreshold, "authoritative": body.authoritative,
+        "correlation": pairs,
+    }
+
+
+def _schema_values(body: SchemaIn) -> dict[str, Any]:
+    names = [a.name for a in body.attributes]
+    if len(set(names)) != len(names):
+        raise BadRequest("Schema attribute names must be unique")
+    for attr in (body.identityAttribute, body.displayAttribute):
+        if names and attr not in names:
+            raise BadRequest(f"'{attr}' is not one of the schema's attributes")
+    return {
+        "name": body.name, "native_object_type": body.nativeObjectType,
+        "identity_attribute": body.identityAttribute,
+        "display_attribute": body.displayAttribute,
+        "attributes": [a.model_dump() for a in body.attributes],
+    }
+
+
+@router.get("/v3/sources")
+def list_sources(
+    response: Response,
+    limit: int | None = Query(None), offset: int | None = Query(None),
+    count: bool = Query(False), filters: str | None = Query(None),
+    sorters: str | None = Query(None), runtime: Runtime = Depends(get_runtime),
+) -> list[dict[str, Any]]:
+    """List sources, with the standard filters, sorters and paging."""
+    limit, offset = page(limit, offset)
+    where = parse_filters(filters, SOURCE_FILTERS)
+    order = parse_sorters(sorters, SOURCE_SORTERS, [Source.created, Source.id])
+    with runtime.db.read() as session:
+        rows = list(session.execute(
+            select(Source).where(where).order_by(*order).limit(limit).offset(offset)
+        ).scalars())
+        if count:
+            total = session.execute(select(func.count()).select_from(Source).where(where))
+            response.headers["X-Total-Count"] = str(total.scalar_one())
+        schemas = _schemas_by_source(session, [r.id for r in rows])
+    return [wire.source(r, schemas.get(r.id, [])) for r in rows]
+
+
+def _schemas_by_source(session: Any, ids: list[str]) -> dict[str, list[SourceSchema]]:
+    out: dict[str, list[SourceSchema]] = {}
+    if ids:
+        for s in session.execute(select(SourceSchema).where(SourceSchema.source_id.in_(ids))
+                                 .order_by(SourceSchema.created)).scalars():
+            out.setdefault(s.source_id, []).append(s)
+    return out
+
+
+@router.post("/v3/sources", status_code=201)
+def create_source(body: SourceIn, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+    """Create a delimited-file source with an account schema (account ID attribute `id`,
+    display attribute `name`, attributes learned from the first file's header until set)."""
+    source = service.create_source(
+        runtime, _source_values(body),
+        {"name": "account", "native_object_type": "User", "identity_attribute": "id",
+         "display_attribute": "name", "attributes": []},
+    )
+    return wire.source(source, service.schemas(runtime, source.id))
+
+
+@router.get("/v3/sources/{id}")
+def get_source(id: str, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+    """One source."""
+    return wire.source(service.get_source(runtime, id), service.schemas(runtime, id))
+
+
+@router.delete("/v3/sources/{id}", status_code=202)
+def delete_source(id: str, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+    """Delete a source with its accounts (identities stay)."""
+    source = service.get_source(runtime, id)
+    service.delete_source(runtime, id)
+    return {"type": "TASK_RESULT", "id": new_id(), "name": f"Delete source {source.name}"}
+
+
+@router.get("/v3/sources/{sourceId}/schemas")
+def list_schemas(sourceId: str, runtime: Runtime = Depends(get_runtime)) -> list[dict[str, Any]]:
+    """A source's schemas (delimited-file sources have an `account` schema)."""
+    return [wire.schema(s) for s in service.schemas(runtime, sourceId)]
+
+
+@router.post("/v3/sources/{sourceId}/schemas", status_code=201)
+def create_schema(sourceId: str, body: SchemaIn,
+                  runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+    """Add a schema to a source."""
+    return wire.schema(service.put_schema(runtime, sourceId, None, _schema_values(body)))
+
+
+@router.get("/v3/sources/{sourceId}/schemas/{schemaId}")
+def get_schema(sourceId: str, schemaId: str,
+               runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+    """One schema of a source."""
+    for s in service.schemas(runtime, sourceId):
+        if s.id == schemaId:
+            return wire.schema(s)
+    raise NotFound(f"Schema {schemaId} was not found on source {sourceId}")
+
+
+@router.put("/v3/sources/{sourceId}/schemas/{schemaId}")
+def replace_schema(sourceId: str, schemaId: str, body: SchemaIn,
+                   runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+    """Replace a schema: account ID and display attributes, attributes, multi-valued flags."""
+    return wire.schema(service.put_schema(runtime, sourceId, schemaId, _schema_values(body)))

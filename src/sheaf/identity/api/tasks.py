@@ -1,0 +1,193 @@
+"""Following aggregations: task-status (every version) and account-aggregation status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy import and_, case, func, select
+
+from sheaf.errors import BadRequest, NotFound
+from sheaf.identity.api import wire
+from sheaf.identity.api.deps import source_admin, task_reader, task_writer
+from sheaf.identity.jobs import LOAD_ACCOUNTS
+from sheaf.identity.models import Source
+from sheaf.jobs.models import Job
+from sheaf.jobs.states import JobStatus
+from sheaf.kit.filters import Field, page, parse_filters, parse_sorters
+from sheaf.runtime import Runtime, get_runtime
+
+router = APIRouter(tags=["task-management"])
+
+VERSIONS = ("beta", "v2024", "v2025", "v2026")
+JOB_TYPES = {LOAD_ACCOUNTS: wire.TASK_DEFINITION_TYPE}
+TASK_TYPES = {
+    "CLOUD_ACCOUNT_AGGREGATION", "CLOUD_GROUP_AGGREGATION", "CLOUD_PROCESS_UNCORRELATED_ACCOUNTS",
+    "CLOUD_REFRESH_ROLE", "SOURCE_APPLICATION_DISCOVERY", "AI_AGENT_AGGREGATION",
+    "APPLICATION_DISCOVERY", "MACHINE_IDENTITY_AGGREGATION", "MACHINE_IDENTITY_DELETION",
+    "ACCOUNT_DELETION", "CLOUD_ENTITLEMENT_IMPORT", "CLOUD_UNCORRELATED_REFRESH",
+    "CLOUD_IDENTITY_AGGREGATION", "CLOUD_ATTRIBUTE_SYNCHRONIZATION", "IDENTITY_REFRESH",
+}
+COMPLETION = {"SUCCESS", "WARNING", "ERROR", "TERMINATED", "TEMPERROR"}
+
+completion_expr = case(
+    (Job.status == "succeeded", "SUCCESS"),
+    (Job.status == "warning", "WARNING"),
+    (Job.status == "cancelled", "TERMINATED"),
+    (and_(Job.status == "failed", Job.error_code == "crashed"), "TEMPERROR"),
+    (Job.status == "failed", "ERROR"),
+    else_=None,
+)
+type_expr = case(*((Job.type == k, v) for k, v in JOB_TYPES.items()), else_=None)
+
+
+def _enum(name: str, allowed: set[str]) -> Any:
+    def convert(value: Any) -> Any:
+        if value not in allowed:
+            raise BadRequest(f"Error converting Enumerated string ({name}) value ({value})")
+        return value
+
+    return convert
+
+
+TASK_FILTERS = {
+    "id": Field(Job.id, frozenset({"eq", "in"})),
+    "sourceId": Field(Job.subject_id, frozenset({"eq", "in"})),
+    "completionStatus": Field(completion_expr, frozenset({"eq", "in", "isnull"}),
+                              _enum("completionStatus", COMPLETION)),
+    "type": Field(type_expr, frozenset({"eq", "in"}), _enum("type", TASK_TYPES)),
+    "launcher": Field(Job.launcher, frozenset({"eq", "in"})),
+}
+TASK_SORTERS = {"created": Job.created_at, "id": Job.id}
+IDENTITY_JOBS = Job.type.in_(list(JOB_TYPES))
+
+
+def _render(runtime: Runtime, jobs: list[Job]) -> list[dict[str, Any]]:
+    ids = {j.payload.get("source_id") for j in jobs} - {None}
+    with runtime.db.read() as session:
+        names = dict(session.execute(select(Source.id, Source.name).where(Source.id.in_(ids))).all())
+    return [wire.task_status(j, names.get(j.payload.get("source_id"))) for j in jobs]
+
+
+def _job(runtime: Runtime, task_id: str) -> Job:
+    with runtime.db.read() as session:
+        job = session.get(Job, task_id)
+    if job is None or job.type not in JOB_TYPES:
+        raise NotFound(f"TaskStatus with the given id {task_id} was not found")
+    return job
+
+
+def get_task_status(id: str, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+    """One task's status."""
+    return _render(runtime, [_job(runtime, id)])[0]
+
+
+def list_task_status(
+    response: Response,
+    limit: int | None = Query(None), offset: int | None = Query(None),
+    count: bool = Query(False), filters: str | None = Query(None),
+    sorters: str | None = Query(None), runtime: Runtime = Depends(get_runtime),
+) -> list[dict[str, Any]]:
+    """Task statuses; `filters=completionStatus isnull` lists the ones still running."""
+    limit, offset = page(limit, offset)
+    where = and_(IDENTITY_JOBS, parse_filters(filters, TASK_FILTERS))
+    order = parse_sorters(sorters, TASK_SORTERS, [Job.created_at, Job.id])
+    with runtime.db.read() as session:
+        jobs = list(session.execute(
+            select(Job).where(where).order_by(*order).limit(limit).offset(offset)
+        ).scalars())
+        if count:
+            total = session.execute(select(func.count()).select_from(Job).where(where))
+            response.headers["X-Total-Count"] = str(total.scalar_one())
+    return _render(runtime, jobs)
+
+
+def pending_tasks(
+    request: Request, response: Response,
+    limit: int | None = Query(None), offset: int | None = Query(None),
+    count: bool = Query(False), runtime: Runtime = Depends(get_runtime),
+) -> Any:
+    """Deprecated: the unfinished tasks (HEAD answers only X-Total-Count)."""
+    limit, offset = page(limit, offset)
+    where = and_(IDENTITY_JOBS, Job.status.in_(["queued", "running"]))
+    with runtime.db.read() as session:
+        total = session.execute(select(func.count()).select_from(Job).where(where)).scalar_one()
+        jobs = list(session.execute(
+            select(Job).where(where).order_by(Job.created_at).limit(limit).offset(offset)
+        ).scalars())
+    if request.method == "HEAD":
+        return Response(status_code=200 if total else 204, headers={"X-Total-Count": str(total)})
+    if count:
+        response.headers["X-Total-Count"] = str(total)
+    return _render(runtime, jobs)
+
+
+PATCHABLE = {"/completionStatus", "/completed", "/progress"}
+ENDINGS = {"ERROR": JobStatus.FAILED, "TEMPERROR": JobStatus.FAILED,
+           "TEMP_ERROR": JobStatus.FAILED, "TERMINATED": JobStatus.CANCELLED}
+
+
+async def patch_task_status(
+    id: str, request: Request, runtime: Runtime = Depends(get_runtime)
+) -> dict[str, Any]:
+    """Clear a stuck task with JSON Patch, e.g. replace /completionStatus with "Error"."""
+    try:
+        ops = await request.json()
+    except ValueError:
+        raise BadRequest("The body must be a JSON Patch array") from None
+    if not isinstance(ops, list) or not ops:
+        raise BadRequest("The body must be a non-empty JSON Patch array")
+    ending = None
+    for op in ops:
+        if not isinstance(op, dict) or op.get("op") not in ("replace", "add"):
+            raise BadRequest("Only 'replace' operations are supported on a task status")
+        if op.get("path") not in PATCHABLE:
+            raise BadRequest(f"Path {op.get('path')!r} cannot be changed; patchable: "
+                             f"{', '.join(sorted(PATCHABLE))}")
+        if op["path"] == "/completionStatus":
+            value = str(op.get("value", "")).upper()
+            if value not in ENDINGS:
+                raise BadRequest("completionStatus can only be set to Error, TempError or "
+                                 f"Terminated on an unfinished task; got {op.get('value')!r}")
+            ending = ENDINGS[value]
+    job = _job(runtime, id)
+    if ending is not None:
+        if job.finished_at is not None:
+            raise BadRequest(f"Task {id} has already completed "
+                             f"({wire.completion_status(job)}); it cannot be changed")
+        runtime.jobs.end(id, ending, "Task status set by an administrator",
+                         "cleared_by_operator")
+    return _render(runtime, [_job(runtime, id)])[0]
+
+
+def aggregation_status(id: str, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+    """In-progress account aggregation status; gone an hour after the aggregation ends."""
+    body = wire.aggregation_status(_job(runtime, id))
+    if body is None:
+        raise NotFound(f"Account aggregation {id} finished more than an hour ago")
+    return body
+
+
+def _routes(prefix: str, suffix: str = "") -> None:
+    """Register the task-status family under one path shape."""
+    read, write = [Depends(task_reader)], [Depends(task_writer)]
+    base = f"{prefix}/task-status{suffix}"
+    if not suffix:
+        router.add_api_route(f"{base}/pending-tasks", pending_tasks, methods=["GET", "HEAD"],
+                             dependencies=read, name=f"pending_tasks_{prefix}")
+    router.add_api_route(base, list_task_status, methods=["GET"], dependencies=read,
+                         name=f"list_task_status_{prefix}{suffix}")
+    router.add_api_route(f"{base}/{{id}}", get_task_status, methods=["GET"], dependencies=read,
+                         name=f"get_task_status_{prefix}{suffix}")
+    router.add_api_route(f"{base}/{{id}}", patch_task_status, methods=["PATCH"],
+                         dependencies=write, name=f"patch_task_status_{prefix}{suffix}")
+    agg = (f"{prefix}/account-aggregations/v1/{{id}}/status" if suffix
+           else f"{prefix}/account-aggregations/{{id}}/status")
+    router.add_api_route(agg, aggregation_status, methods=["GET"],
+                         dependencies=[Depends(source_admin)],
+                         name=f"aggregation_status_{prefix}{suffix}")
+
+
+for version in VERSIONS:
+    _routes(f"/{version}")
+_routes("", "/v1")

@@ -1,0 +1,264 @@
+"""Rows -> SailPoint JSON, exact to the vendor's field names, types and enum spellings."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from sheaf.identity.models import Account, Identity, Source, SourceSchema
+from sheaf.jobs.models import Job
+from sheaf.kit.base import utcnow
+
+TASK_NAME = "Cloud Account Aggregation"
+TASK_DESCRIPTION = "Aggregates from the specified application."
+TASK_DEFINITION_TYPE = "CLOUD_ACCOUNT_AGGREGATION"
+# SailPoint declares which counters a task reports; the values live in `attributes`.
+RETURNS = [
+    ("TASK_OUT_ACCOUNT_AGGREGATION_APPLICATIONS", "applications"),
+    ("TASK_OUT_ACCOUNT_AGGREGATION_TOTAL", "total"),
+    ("TASK_OUT_ACCOUNT_AGGREGATION_OPTIMIZED", "optimizedAggregation"),
+    ("TASK_OUT_ACCOUNT_AGGREGATION_IGNORED", "ignored"),
+    ("TASK_OUT_UNCHANGED_ACCOUNTS", "optimized"),
+    ("TASK_OUT_ACCOUNT_AGGREGATION_CREATED", "created"),
+    ("TASK_OUT_ACCOUNT_AGGREGATION_UPDATED", "updated"),
+    ("TASK_OUT_ACCOUNT_AGGREGATION_DELETED", "deleted"),
+    ("TASK_OUT_ACCOUNT_AGGREGATION_IDENTITIES_CREATED", "identitiesCreated"),
+    ("TASK_OUT_ACCOUNT_AGGREGATION_IDENTITIES_CORRELATED", "identitiesCorrelated"),
+]
+AGGREGATION_STATUS_TTL = timedelta(hours=1)
+
+
+def ts(value: datetime | None) -> str | None:
+    """ISO-8601 in UTC with milliseconds and Z, which every SDK version parses."""
+    if value is None:
+        return None
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def completion_status(job: Job, *, load_accounts: bool = False) -> str | None:
+    """LoadAccountsTask spells the transient error TEMP_ERROR, TaskStatus TEMPERROR."""
+    return {
+        "succeeded": "SUCCESS",
+        "warning": "WARNING",
+        "cancelled": "TERMINATED",
+        "failed": ("TEMP_ERROR" if load_accounts else "TEMPERROR")
+        if job.error_code == "crashed" else "ERROR",
+    }.get(job.status)
+
+
+def _percent(job: Job) -> int:
+    if job.finished_at is not None:
+        return 100
+    if job.progress_total:
+        return max(0, min(99, job.progress_current * 100 // job.progress_total))
+    return 0
+
+
+def _attributes(job: Job) -> dict[str, Any]:
+    optimize = not job.payload.get("disable_optimization", False)
+    return {
+        "appId": job.payload.get("source_id"),
+        "optimizedAggregation": "enabled" if optimize else "disabled",
+        **job.counters,
+    }
+
+
+_LEVEL = {"info": "INFO", "warning": "WARN", "error": "ERROR"}
+
+
+def load_accounts_task(job: Job) -> dict[str, Any]:
+    messages = [
+        {"type": _LEVEL.get(m["level"], "INFO"), "error": m["level"] == "error",
+         "warning": m["level"] == "warning", "key": m["key"], "localizedText": m["text"]}
+        for m in job.messages
+    ]
+    return {
+        "success": job.error_code != "aggregation_in_progress",
+        "task": {
+            "id": job.id,
+            "type": "QUARTZ",
+            "name": TASK_NAME,
+            "description": TASK_DESCRIPTION,
+            "launcher": job.launcher,
+            "created": ts(job.created_at),
+            "launched": ts(job.started_at or job.created_at),
+            "completed": ts(job.finished_at),
+            "completionStatus": completion_status(job, load_accounts=True),
+            "parentName": None,
+            "messages": messages,
+            "progress": job.progress_message,
+            "attributes": _attributes(job),
+            "returns": [{"displayLabel": label, "attributeName": name} for label, name in RETURNS],
+        },
+    }
+
+
+def task_status(job: Job, source_name: str | None) -> dict[str, Any]:
+    source_id = job.payload.get("source_id")
+    return {
+        "id": job.id,
+        "type": "QUARTZ",
+        "uniqueName": TASK_NAME,
+        "description": TASK_DESCRIPTION,
+        "parentName": None,
+        "launcher": job.launcher,
+        "target": {"id": source_id, "type": "APPLICATION",
+                   "name": f"{source_name or source_id} [source]"},
+        "created": ts(job.created_at),
+        "modified": ts(job.updated_at),
+        "launched": ts(job.started_at or job.created_at),
+        "completed": ts(job.finished_at),
+        "completionStatus": completion_status(job),
+        "messages": [
+            {"type": _LEVEL.get(m["level"], "INFO"),
+             "localizedText": {"locale": "en-US", "message": m["text"]},
+             "key": m["key"], "parameters": []}
+            for m in job.messages
+        ],
+        "returns": [{"name": label, "attributeName": name} for label, name in RETURNS],
+        "attributes": _attributes(job),
+        "progress": job.progress_message,
+        "percentComplete": _percent(job),
+        "taskDefinitionSummary": {
+            "id": TASK_DEFINITION_TYPE, "uniqueName": TASK_NAME,
+            "description": TASK_DESCRIPTION, "parentName": "Cloud Account Aggregation",
+            "executor": "sheaf.identity.jobs.load_accounts", "arguments": {},
+        },
+    }
+
+
+def aggregation_status(job: Job) -> dict[str, Any] | None:
+    """The short-lived in-progress view; None once it has expired (an hour after the end)."""
+    if job.finished_at is not None and utcnow() - job.finished_at > AGGREGATION_STATUS_TTL:
+        return None
+    body: dict[str, Any] = {"start": ts(job.started_at or job.created_at)}
+    if job.status in ("queued", "running"):
+        applying = (job.progress_message or "").startswith("Applying")
+        body["status"] = "ACCOUNTS_COLLECTED" if applying else "STARTED"
+        return body
+    body["status"] = {"cancelled": "CANCELLED", "failed": "TERMINATED"}.get(job.status, "COMPLETED")
+    c = job.counters
+    changed = c.get("created", 0) + c.get("updated", 0) + c.get("deleted", 0)
+    identities = c.get("identitiesCreated", 0) + c.get("identitiesCorrelated", 0)
+    body.update(totalAccounts=changed, processedAccounts=changed,
+                totalAccountsMarkedForDeletion=c.get("deleted", 0),
+                deletedAccounts=c.get("deleted", 0),
+                totalIdentities=identities, processedIdentities=identities)
+    return body
+
+
+def ref(type_: str, id_: str | None, name: str | None) -> dict[str, Any] | None:
+    return None if id_ is None else {"type": type_, "id": id_, "name": name}
+
+
+def source(row: Source, schemas: list[SourceSchema]) -> dict[str, Any]:
+    attributes = dict(row.connector_attributes or {})
+    attributes["correlation"] = list(row.correlation or [])
+    return {
+        "id": row.id,
+        "name": row.name,
+        "description": row.description,
+        "owner": row.owner,
+        "cluster": None,
+        "accountCorrelationConfig": None,
+        "accountCorrelationRule": None,
+        "managerCorrelationMapping": None,
+        "managerCorrelationRule": None,
+        "beforeProvisioningRule": None,
+        "schemas": [{"type": "CONNECTOR_SCHEMA", "id": s.id, "name": s.name} for s in schemas],
+        "passwordPolicies": None,
+        "features": [],
+        "type": "DelimitedFile",
+        "connector": row.connector,
+        "connectorClass": "sailpoint.connector.DelimitedFileConnector",
+        "connectorAttributes": attributes,
+        "deleteThreshold": row.delete_threshold,
+        "authoritative": row.authoritative,
+        "managementWorkgroup": None,
+        "healthy": True,
+        "status": "SOURCE_STATE_HEALTHY",
+        "since": ts(row.created),
+        "connectorId": row.connector,
+        "connectorName": "Delimited File",
+        "connectionType": "file",
+        "connectorImplementationId": row.connector,
+        "created": ts(row.created),
+        "modified": ts(row.modified),
+        "credentialProviderEnabled": False,
+        "category": None,
+    }
+
+
+def schema(row: SourceSchema) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "nativeObjectType": row.native_object_type,
+        "identityAttribute": row.identity_attribute,
+        "displayAttribute": row.display_attribute,
+        "hierarchyAttribute": None,
+        "includePermissions": False,
+        "features": [],
+        "configuration": {},
+        "attributes": [
+            {"name": a["name"], "type": a.get("type", "STRING"), "schema": None,
+             "description": a.get("description"), "isMulti": bool(a.get("isMulti")),
+             "isEntitlement": bool(a.get("isEntitlement")), "isGroup": bool(a.get("isGroup"))}
+            for a in row.attributes
+        ],
+        "created": ts(row.created),
+        "modified": ts(row.modified),
+    }
+
+
+def account(row: Account, source_row: Source | None, identity_name: str | None) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "created": ts(row.created),
+        "modified": ts(row.modified),
+        "sourceId": row.source_id,
+        "sourceName": source_row.name if source_row else None,
+        "identityId": row.identity_id,
+        "cloudLifecycleState": None,
+        "identityState": None,
+        "connectionType": "file",
+        "type": None,
+        "attributes": json.loads(row.attributes),
+        "authoritative": bool(source_row and source_row.authoritative),
+        "description": None,
+        "disabled": False,
+        "locked": False,
+        "nativeIdentity": row.native_identity,
+        "systemAccount": False,
+        "uncorrelated": row.identity_id is None,
+        "uuid": None,
+        "manuallyCorrelated": False,
+        "hasEntitlements": False,
+        "identity": ref("IDENTITY", row.identity_id, identity_name),
+        "sourceOwner": None,
+        "features": None,
+        "origin": "AGGREGATED",
+        "ownerIdentity": None,
+    }
+
+
+def identity(row: Identity) -> dict[str, Any]:
+    attributes = json.loads(row.attributes)
+    email = attributes.get("email") or attributes.get("mail") or attributes.get("e-mail")
+    return {
+        "id": row.id,
+        "name": row.name,
+        "created": ts(row.created),
+        "modified": ts(row.modified),
+        "alias": row.name,
+        "emailAddress": email if isinstance(email, str) else None,
+        "processingState": None,
+        "identityStatus": "ACTIVE",
+        "managerRef": None,
+        "isManager": False,
+        "lastRefresh": ts(row.modified),
+        "attributes": attributes,
+        "lifecycleState": None,
+    }

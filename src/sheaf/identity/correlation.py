@@ -1,0 +1,80 @@
+"""Linking accounts to identities, in bulk.
+
+Each correlation pair compares an account attribute with an identity attribute; the
+first pair that matches wins, and among identities sharing a value the oldest wins
+(SailPoint correlates "to the first identity"). On an authoritative source an account
+that matches nobody creates an identity of its own.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import time
+from array import array
+from dataclasses import dataclass
+
+import polars as pl
+import pyarrow as pa
+from sqlalchemy import Connection
+
+from sheaf.identity import repository
+
+
+@dataclass(frozen=True)
+class Correlated:
+    links: pl.DataFrame  # native_identity, identity_id: links to existing identities
+    new_identities: pl.DataFrame  # id, name, attributes, native_identity
+
+
+def correlate(
+    conn: Connection, candidates: pl.DataFrame, pairs: list[dict[str, str]], authoritative: bool
+) -> Correlated:
+    """``candidates`` has native_identity, name, attributes (JSON text)."""
+    pending = candidates.select("native_identity", "name", "attributes")
+    found: list[pl.DataFrame] = []
+    for pair in pairs:
+        if pending.height == 0:
+            break
+        account_attr, identity_attr = pair["accountAttribute"], pair["identityAttribute"]
+        values = pending.with_columns(
+            value=pl.col("attributes").str.json_path_match(f'$["{account_attr}"]')
+        ).filter(pl.col("value").is_not_null() & (pl.col("value") != ""))
+        if values.height == 0:
+            continue
+        identities = repository.identity_values(conn, identity_attr).unique(
+            "value", keep="first", maintain_order=True
+        )
+        hits = values.join(identities.rename({"id": "identity_id"}), on="value", how="inner")
+        found.append(hits.select("native_identity", "identity_id"))
+        pending = pending.join(hits.select("native_identity"), on="native_identity", how="anti")
+    links = (
+        pl.concat(found)
+        if found
+        else pl.DataFrame(schema={"native_identity": pl.String, "identity_id": pl.String})
+    )
+    if authoritative and pending.height:
+        new = pending.with_columns(id=new_ids(pending.height)).select(
+            "id", "name", "attributes", "native_identity"
+        )
+    else:
+        new = pl.DataFrame(
+            schema={"id": pl.String, "name": pl.String, "attributes": pl.String,
+                    "native_identity": pl.String}
+        )
+    return Correlated(links, new)
+
+
+def new_ids(n: int) -> pl.Series:
+    """n unique 32-hex ids, made columnar (a uuid4 call per row is too slow at 10^6).
+
+    Time-ordered like UUIDv7: 12 hex of milliseconds, 8 random hex, then a 12-hex row
+    counter, so a batch appends to the primary-key index instead of scattering over it.
+    """
+    counter = array("Q", range(n))
+    if sys.byteorder == "little":
+        counter.byteswap()
+    raw = pa.FixedSizeBinaryArray.from_buffers(pa.binary(8), n, [None, pa.py_buffer(counter)])
+    suffix = pl.Series(raw.cast(pa.binary())).bin.encode("hex").str.slice(4)
+    prefix = f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(4)}"
+    return (prefix + suffix).alias("id")

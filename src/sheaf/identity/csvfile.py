@@ -1,0 +1,164 @@
+"""Reading a delimited-file snapshot into an Arrow-backed polars frame, strictly.
+
+Arrow's CSV reader does the parsing (multi-threaded, and strict about field counts, which
+polars is not). Everything that goes wrong is reported with the file's line numbers, which
+are worked out only on the error path.
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+MAX_REPORTED = 10
+BOM = codecs.BOM_UTF8
+
+
+class InvalidFile(Exception):
+    """The file cannot be loaded; ``problems`` name line numbers where they are known."""
+
+    def __init__(self, summary: str, problems: list[str] | None = None) -> None:
+        self.summary = summary
+        self.problems = problems or []
+        text = summary if not self.problems else f"{summary}: {'; '.join(self.problems)}"
+        super().__init__(text)
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    frame: pl.DataFrame  # every column a string; "" for a blank field
+    columns: list[str]
+
+    def line_numbers(self, row_indexes: list[int]) -> list[int]:
+        """Physical line numbers (1 = header) of the given data rows."""
+        return _line_numbers(self.frame, row_indexes)
+
+
+def read(path: Path, *, delimiter: str = ",", max_field_bytes: int) -> ParsedFile:
+    with path.open("rb") as f:
+        head = f.read(len(BOM) + 1)
+    if not head or head == BOM or (head.startswith(BOM) and len(head) == len(BOM)):
+        raise InvalidFile("The file is empty: it needs a header line and one line per account")
+    columns = _header(path, delimiter)
+    invalid: list[pacsv.InvalidRow] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        invalid.append(row)
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=16 << 20),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_invalid
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in columns},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise _explain(path, str(exc)) from None
+    if invalid:
+        raise _ragged(path, invalid, len(columns))
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    if frame.height == 0:
+        raise InvalidFile("The file has a header but no accounts")
+    parsed = ParsedFile(frame, columns)
+    _check_field_sizes(parsed, max_field_bytes)
+    return parsed
+
+
+def _header(path: Path, delimiter: str) -> list[str]:
+    try:
+        header = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=1 << 20),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(include_columns=[]),
+        ).schema.names
+    except pa.ArrowInvalid as exc:
+        raise _explain(path, str(exc)) from None
+    names = [n.strip() for n in header]
+    if not any(names):
+        raise InvalidFile("The first line must be a header naming the columns")
+    blank = [i + 1 for i, n in enumerate(names) if not n]
+    if blank:
+        raise InvalidFile("The header has unnamed columns", [f"column {i}" for i in blank])
+    seen: set[str] = set()
+    dupes = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
+    if dupes:
+        raise InvalidFile("The header names a column more than once", dupes)
+    if header != names:
+        raise InvalidFile("Column names in the header must not start or end with spaces")
+    return names
+
+
+def _explain(path: Path, arrow_message: str) -> InvalidFile:
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return InvalidFile(
+            "The file is not UTF-8 text (with or without a byte order mark)",
+            [f"line {line}: byte 0x{data[exc.start]:02x} cannot be decoded"],
+        )
+    if "straddling" in arrow_message or "block" in arrow_message:
+        return InvalidFile("A single line is too long to read (over 16 MiB)")
+    return InvalidFile(f"The file could not be parsed: {arrow_message}")
+
+
+def _ragged(path: Path, invalid: list[pacsv.InvalidRow], expected: int) -> InvalidFile:
+    data = path.read_bytes()
+    problems = []
+    for row in invalid[:MAX_REPORTED]:
+        offset = data.find(row.text.encode("utf-8"))
+        line = data.count(b"\n", 0, offset) + 1 if offset >= 0 else None
+        where = f"line {line}" if line else "a line"
+        if row.text.count('"') % 2 == 1:
+            problems.append(f"{where}: a quoted field is never closed")
+        else:
+            problems.append(
+                f"{where}: {row.actual_columns} fields where the header has {expected}"
+            )
+    more = len(invalid) - MAX_REPORTED
+    if more > 0:
+        problems.append(f"and {more} more")
+    return InvalidFile("Some lines do not match the header", problems)
+
+
+def _check_field_sizes(parsed: ParsedFile, limit: int) -> None:
+    frame = parsed.frame
+    longest = frame.select(pl.all().str.len_bytes().max())
+    too_long = [c for c in parsed.columns if (longest[c][0] or 0) > limit]
+    if not too_long:
+        return
+    hits = (
+        frame.with_row_index("_row")
+        .filter(pl.any_horizontal(pl.col(c).str.len_bytes() > limit for c in too_long))
+        .head(MAX_REPORTED)
+    )
+    rows = hits["_row"].to_list()
+    problems = []
+    for row, line in zip(rows, parsed.line_numbers(rows), strict=True):
+        cols = [c for c in too_long if len(frame[c][row].encode()) > limit]
+        problems.append(f"line {line}: {', '.join(cols)}")
+    raise InvalidFile(f"Some fields are longer than the limit of {limit} bytes", problems)
+
+
+def _line_numbers(frame: pl.DataFrame, rows: list[int]) -> list[int]:
+    # A quoted field may hold line breaks, so a row can span several lines.
+    breaks = frame.select(
+        pl.sum_horizontal(pl.all().str.count_matches("\n", literal=True)).alias("n")
+    )["n"]
+    starts = (breaks.cum_sum() - breaks).to_list()
+    return [2 + row + int(starts[row]) for row in rows]

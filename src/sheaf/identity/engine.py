@@ -1,0 +1,149 @@
+"""The columnar reconcile engine: file snapshot -> accounts -> diff against what is stored.
+
+Pure functions on polars frames, so they can be property-tested without a database.
+An account's attributes are kept as canonical JSON text (schema order, multi-valued
+attributes as lists); its content hash is a hash of that text. The hash only filters:
+a hash mismatch is confirmed against the stored text before it counts as an update, so a
+change of hash function can never report phantom updates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+HASH_SEED = 0x5EAF
+ACCOUNT_COLUMNS = ["native_identity", "name", "attributes", "content_hash"]
+STORED_SCHEMA = {
+    "id": pl.String,
+    "native_identity": pl.String,
+    "content_hash": pl.Int64,
+    "identity_id": pl.String,
+}
+
+
+@dataclass(frozen=True)
+class AccountSchema:
+    identity_attribute: str
+    display_attribute: str
+    attributes: list[str]
+    multi_valued: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    accounts: pl.DataFrame  # ACCOUNT_COLUMNS, one row per account
+    ignored_rows: list[int] = field(default_factory=list)  # rows with a blank account id
+
+
+@dataclass(frozen=True)
+class AccountDiff:
+    created: pl.DataFrame  # ACCOUNT_COLUMNS
+    updated: pl.DataFrame  # ACCOUNT_COLUMNS + id, identity_id
+    unchanged: pl.DataFrame  # ACCOUNT_COLUMNS + id, identity_id
+    removed: pl.DataFrame  # id, native_identity, identity_id
+
+    @property
+    def total(self) -> int:
+        return self.created.height + self.updated.height + self.unchanged.height
+
+
+def snapshot(frame: pl.DataFrame, schema: AccountSchema) -> Snapshot:
+    """Turn parsed rows (all strings, "" for blank) into one row per account.
+
+    Rows sharing an account id merge: a multi-valued attribute collects the distinct
+    values in file order, a single-valued one keeps its first non-blank value.
+    """
+    key = schema.identity_attribute
+    attrs = schema.attributes
+    multi = [a for a in attrs if a in schema.multi_valued]
+    missing = [a for a in attrs if a not in frame.columns]
+    frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(a) for a in missing)
+    frame = frame.select(attrs).with_row_index("_row").with_columns(
+        pl.when(pl.col(a).str.len_bytes() > 0).then(pl.col(a)).alias(a) for a in attrs
+    )
+    blank = frame.filter(pl.col(key).is_null())
+    frame = frame.filter(pl.col(key).is_not_null())
+
+    repeated = pl.col(key).is_duplicated()
+    single = (
+        frame.filter(~repeated)
+        .with_columns(
+            pl.when(pl.col(a).is_null())
+            .then(pl.lit([], dtype=pl.List(pl.String)))
+            .otherwise(pl.concat_list(pl.col(a)))
+            .alias(a)
+            for a in multi
+        )
+        .select(attrs)
+    )
+    merged = (
+        frame.filter(repeated)
+        .group_by(key, maintain_order=True)
+        .agg(
+            [
+                pl.col(a).drop_nulls().unique(maintain_order=True)
+                if a in multi
+                else pl.col(a).drop_nulls().first()
+                for a in attrs
+                if a != key
+            ]
+        )
+        .select(attrs)
+    )
+    accounts = pl.concat([single, merged], how="vertical_relaxed") if merged.height else single
+
+    display = schema.display_attribute
+    if display in multi:
+        name = pl.col(display).list.first()
+    elif display in attrs:
+        name = pl.col(display)
+    else:
+        name = pl.lit(None, dtype=pl.String)
+    accounts = accounts.select(
+        pl.col(key).alias("native_identity"),
+        pl.coalesce(name, pl.col(key)).alias("name"),
+        pl.struct(attrs).struct.json_encode().alias("attributes"),
+    ).with_columns(content_hash=content_hash(pl.col("attributes")))
+    return Snapshot(accounts, blank["_row"].to_list())
+
+
+def content_hash(text: pl.Expr) -> pl.Expr:
+    return text.hash(seed=HASH_SEED).reinterpret(signed=True)
+
+
+def diff(incoming: pl.DataFrame, stored: pl.DataFrame) -> AccountDiff:
+    """Classify incoming accounts against stored ones (id, native_identity, content_hash,
+    identity_id). Updates are hash-based here; see ``confirm_updates``."""
+    stored = stored.rename({"content_hash": "stored_hash"})
+    matched = incoming.join(stored, on="native_identity", how="inner")
+    changed = pl.col("content_hash") != pl.col("stored_hash")
+    keep = [*ACCOUNT_COLUMNS, "id", "identity_id"]
+    return AccountDiff(
+        created=incoming.join(stored, on="native_identity", how="anti"),
+        updated=matched.filter(changed).select(keep),
+        unchanged=matched.filter(~changed).select(keep),
+        removed=stored.join(incoming, on="native_identity", how="anti").select(
+            "id", "native_identity", "identity_id"
+        ),
+    )
+
+
+def confirm_updates(result: AccountDiff, stored_text: pl.DataFrame) -> tuple[AccountDiff, pl.DataFrame]:
+    """Move hash mismatches whose stored text is identical to ``unchanged``.
+
+    ``stored_text`` has id and attributes for the ``updated`` rows. Returns the corrected
+    diff and the rows whose stored hash only needs rewriting (id, content_hash).
+    """
+    if result.updated.height == 0:
+        return result, pl.DataFrame(schema={"id": pl.String, "content_hash": pl.Int64})
+    checked = result.updated.join(
+        stored_text.rename({"attributes": "stored_text"}), on="id", how="left"
+    )
+    same = pl.col("attributes") == pl.col("stored_text")
+    rehash = checked.filter(same)
+    updated = checked.filter(~same.fill_null(False)).drop("stored_text")
+    unchanged = pl.concat([result.unchanged, rehash.drop("stored_text")])
+    fixed = AccountDiff(result.created, updated, unchanged, result.removed)
+    return fixed, rehash.select("id", "content_hash")

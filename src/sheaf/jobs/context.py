@@ -1,0 +1,82 @@
+"""What a running handler sees: its payload, throttled progress, cancellation, a lease."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+from sheaf.config import Settings
+from sheaf.db import Database
+from sheaf.jobs import repository
+from sheaf.jobs.errors import JobCancelled
+from sheaf.jobs.models import Job
+from sheaf.kit.base import utcnow
+
+
+class JobContext:
+    def __init__(self, db: Database, job: Job, worker_id: str, settings: Settings) -> None:
+        self.db = db
+        self.job_id = job.id
+        self.type = job.type
+        self.payload: dict[str, Any] = dict(job.payload)
+        self.attempt = job.attempt
+        self.worker_id = worker_id
+        self.settings = settings
+        self._timing = settings.jobs
+        self._last_write = 0.0
+        self._stop = threading.Event()
+        self._heartbeat = threading.Thread(
+            target=self._beat, name=f"heartbeat-{job.id[:8]}", daemon=True
+        )
+
+    # -- progress and cancellation -------------------------------------------------------
+    def progress(
+        self, current: int, total: int | None = None, message: str | None = None, *, force: bool = False
+    ) -> None:
+        """Record progress at most every ``progress_interval_seconds``; checks cancellation."""
+        now = time.monotonic()
+        if not force and now - self._last_write < self._timing.progress_interval_seconds:
+            return
+        self._last_write = now
+        values: dict[str, Any] = {"progress_current": current}
+        if total is not None:
+            values["progress_total"] = total
+        if message is not None:
+            values["progress_message"] = message[:500]
+        with self.db.write() as session:
+            repository.touch(session, self.job_id, self.worker_id, **values)
+        self.check_cancelled()
+
+    def check_cancelled(self) -> None:
+        with self.db.read() as session:
+            job = repository.get(session, self.job_id)
+        if job is None or job.cancel_requested_at is not None:
+            raise JobCancelled()
+
+    # -- lease -----------------------------------------------------------------------------
+    def start_heartbeat(self) -> None:
+        self._heartbeat.start()
+
+    def stop_heartbeat(self) -> None:
+        self._stop.set()
+        if self._heartbeat.is_alive():
+            self._heartbeat.join(timeout=5)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._timing.heartbeat_seconds):
+            now = utcnow()
+            try:
+                with self.db.write() as session:
+                    alive = repository.touch(
+                        session,
+                        self.job_id,
+                        self.worker_id,
+                        heartbeat_at=now,
+                        lease_expires_at=now + timedelta(seconds=self._timing.lease_seconds),
+                    )
+            except Exception:  # a missed beat is retried; the lease covers several
+                continue
+            if not alive:
+                return

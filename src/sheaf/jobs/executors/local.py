@@ -1,0 +1,85 @@
+"""Worker threads beside the API, so a long aggregation never stalls HTTP.
+
+A maintenance thread runs the reaper and re-offers queued jobs whose time has come
+(retries after backoff, jobs left queued by a restart): the database, not this
+process's memory, decides what is pending.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+
+from sheaf.config import Settings
+from sheaf.db import Database
+from sheaf.jobs import repository
+from sheaf.jobs.reaper import reap
+from sheaf.jobs.runner import run_job
+
+log = logging.getLogger(__name__)
+_STOP = ""
+
+
+class LocalExecutor:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self._queue: queue.Queue[str] = queue.Queue()
+        self._offered: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def capacity(self) -> int:
+        return self.settings.jobs.workers
+
+    def start(self) -> None:
+        for n in range(self.settings.jobs.workers):
+            t = threading.Thread(target=self._work, name=f"sheaf-worker-{n}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        t = threading.Thread(target=self._maintain, name="sheaf-maintenance", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def submit(self, job_id: str) -> None:
+        with self._lock:
+            if job_id in self._offered:
+                return
+            self._offered.add(job_id)
+        self._queue.put(job_id)
+
+    def shutdown(self, graceful: bool = True) -> None:
+        self._stop.set()
+        for _ in range(self.settings.jobs.workers):
+            self._queue.put(_STOP)
+        if graceful:
+            for t in self._threads:
+                t.join(timeout=30)
+
+    def _work(self) -> None:
+        while True:
+            job_id = self._queue.get()
+            if job_id == _STOP:
+                return
+            with self._lock:
+                self._offered.discard(job_id)
+            try:
+                run_job(self.db, job_id, self.settings)
+            except Exception:
+                log.exception("executor could not run job %s", job_id)
+
+    def _maintain(self) -> None:
+        first = True
+        while first or not self._stop.wait(self.settings.jobs.reaper_interval_seconds):
+            first = False
+            try:
+                reap(self.db)
+                with self.db.read() as session:
+                    ready = repository.ready_ids(session)
+                for job_id in ready:
+                    self.submit(job_id)
+            except Exception:
+                log.exception("job maintenance pass failed")

@@ -1,0 +1,142 @@
+"""Submitting, refusing, cancelling and reading jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from sheaf.db import Database
+from sheaf.jobs import repository
+from sheaf.jobs.executors.base import Executor
+from sheaf.jobs.models import Job, JobEvent
+from sheaf.jobs.states import ACTIVE, JobStatus
+from sheaf.kit.base import new_id, utcnow
+
+
+class LockHeld(Exception):
+    """Another job holding the same lock key is queued or running."""
+
+    def __init__(self, lock_key: str, holder_id: str | None) -> None:
+        super().__init__(f"lock {lock_key} is held by job {holder_id}")
+        self.lock_key = lock_key
+        self.holder_id = holder_id
+
+
+def active_holder(session: Session, lock_key: str) -> str | None:
+    return session.execute(
+        select(Job.id).where(Job.lock_key == lock_key, Job.status.in_([s.value for s in ACTIVE]))
+    ).scalar_one_or_none()
+
+
+class JobService:
+    def __init__(self, db: Database, executor: Executor, max_attempts: int = 3) -> None:
+        self.db = db
+        self.executor = executor
+        self.max_attempts = max_attempts
+
+    def submit(
+        self,
+        type_: str,
+        payload: dict[str, Any],
+        *,
+        lock_key: str | None = None,
+        idempotency_key: str | None = None,
+        subject_id: str | None = None,
+        launcher: str = "System",
+        total: int | None = None,
+    ) -> Job:
+        """Create a queued job and hand its id to the executor once it is committed.
+
+        A repeated idempotency key returns the job it first created; a held lock key
+        raises LockHeld.
+        """
+        try:
+            with self.db.write() as session:
+                if idempotency_key is not None:
+                    existing = session.execute(
+                        select(Job).where(Job.type == type_, Job.idempotency_key == idempotency_key)
+                    ).scalar_one_or_none()
+                    if existing is not None:
+                        return existing
+                if lock_key is not None and (holder := active_holder(session, lock_key)):
+                    raise LockHeld(lock_key, holder)
+                job = self._new(
+                    session, type_, payload, lock_key=lock_key, idempotency_key=idempotency_key,
+                    subject_id=subject_id, launcher=launcher, progress_total=total,
+                    progress_message="Queued",
+                )
+        except IntegrityError as exc:  # lost a race another transaction won
+            if lock_key is None:
+                raise
+            with self.db.read() as session:
+                raise LockHeld(lock_key, active_holder(session, lock_key)) from exc
+        self.executor.submit(job.id)
+        return job
+
+    def refuse(
+        self, type_: str, payload: dict[str, Any], *, code: str, message: str,
+        subject_id: str | None = None, launcher: str = "System",
+    ) -> Job:
+        """Record a run that was refused before it started, as a job that ended failed.
+
+        Vendors such as SailPoint accept the request and report the refusal in the task.
+        """
+        with self.db.write() as session:
+            job = self._new(session, type_, payload, subject_id=subject_id, launcher=launcher,
+                            progress_message="Refused")
+            repository.transition(
+                session, job.id, JobStatus.FAILED, from_=[JobStatus.QUEUED], message=message,
+                error_code=code, finished_at=utcnow(),
+                messages=[{"level": "error", "key": code, "text": message}],
+            )
+            return repository.get(session, job.id)  # type: ignore[return-value]
+
+    def _new(self, session: Session, type_: str, payload: dict[str, Any], **values: Any) -> Job:
+        now = utcnow()
+        job = Job(id=new_id(), type=type_, status=JobStatus.QUEUED.value, payload=payload,
+                  max_attempts=self.max_attempts, created_at=now, updated_at=now, run_after=now,
+                  messages=[], counters={}, **values)
+        session.add(job)
+        session.flush()
+        session.add(JobEvent(job_id=job.id, at=now, to_status=JobStatus.QUEUED.value,
+                             message="submitted"))
+        return job
+
+    def cancel(self, job_id: str) -> Job | None:
+        """Cancel a queued job at once; ask a running one to stop at its next safe point."""
+        with self.db.write() as session:
+            job = repository.get(session, job_id)
+            if job is None:
+                return None
+            if job.status == JobStatus.QUEUED.value:
+                repository.transition(
+                    session, job_id, JobStatus.CANCELLED, from_=[JobStatus.QUEUED],
+                    message="cancelled before it started", error_code="cancelled",
+                    finished_at=utcnow(),
+                )
+            elif job.status == JobStatus.RUNNING.value and job.cancel_requested_at is None:
+                job.cancel_requested_at = utcnow()
+            session.flush()
+            return repository.get(session, job_id)
+
+    def end(self, job_id: str, status: JobStatus, message: str, code: str) -> Job | None:
+        """Force an unfinished job to an end (an operator clearing a stuck task)."""
+        with self.db.write() as session:
+            job = repository.get(session, job_id)
+            if job is None:
+                return None
+            repository.transition(
+                session, job_id, status, from_=[JobStatus.QUEUED, JobStatus.RUNNING],
+                message=message, error_code=code, finished_at=utcnow(), lease_expires_at=None,
+                cancel_requested_at=utcnow(),
+                messages=list(job.messages) + [{"level": "error", "key": code, "text": message}],
+            )
+            return repository.get(session, job_id)
+
+    def get(self, job_id: str) -> Job | None:
+        with self.db.read() as session:
+            return repository.get(session, job_id)
+

@@ -1,0 +1,1 @@
+"""Domain-agnostic building blocks: ORM base, ids, time, collection parameters."""

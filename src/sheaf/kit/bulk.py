@@ -1,0 +1,91 @@
+"""Bulk reads and writes between polars frames and the database, one round trip per batch.
+
+Goes beneath the ORM on purpose: a 10^6-row aggregation cannot afford an object per row.
+SQLite gets ``executemany``; PostgreSQL gets ``COPY`` for inserts.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Connection
+
+BATCH = 50_000
+
+
+def _is_sqlite(conn: Connection) -> bool:
+    return conn.dialect.name == "sqlite"
+
+
+def _sql(conn: Connection, sql: str) -> str:
+    # Statements are written with qmarks; psycopg wants %s.
+    return sql if _is_sqlite(conn) else sql.replace("?", "%s")
+
+
+def timestamp(conn: Connection, value: datetime) -> str:
+    """A UTC timestamp in the text form each backend's DateTime column stores or parses."""
+    if _is_sqlite(conn):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value.isoformat()
+
+
+def fetch_frame(
+    conn: Connection, sql: str, params: Sequence[Any], schema: dict[str, Any]
+) -> pl.DataFrame:
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(_sql(conn, sql), tuple(params))
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def fetch_by_ids(
+    conn: Connection, sql_with_in: str, ids: list[str], schema: dict[str, Any]
+) -> pl.DataFrame:
+    """Run ``... WHERE x IN ({ids})`` in chunks SQLite's parameter limit allows."""
+    frames = [pl.DataFrame(schema=schema)]
+    for start in range(0, len(ids), 900):
+        chunk = ids[start : start + 900]
+        marks = ",".join("?" * len(chunk))
+        frames.append(fetch_frame(conn, sql_with_in.format(ids=marks), chunk, schema))
+    return pl.concat(frames)
+
+
+def insert_frame(conn: Connection, table: str, frame: pl.DataFrame) -> None:
+    if frame.height == 0:
+        return
+    columns = ", ".join(frame.columns)
+    raw = conn.connection.driver_connection
+    if _is_sqlite(conn):
+        marks = ", ".join("?" * frame.width)
+        sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+        for batch in frame.iter_slices(BATCH):
+            raw.executemany(sql, batch.iter_rows())  # type: ignore[union-attr]
+        return
+    with raw.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
+        f"COPY {table} ({columns}) FROM STDIN (FORMAT csv)"
+    ) as copy:
+        for batch in frame.iter_slices(BATCH):
+            buffer = io.BytesIO()
+            batch.write_csv(buffer, include_header=False, null_value="", quote_style="non_numeric")
+            copy.write(buffer.getvalue())
+
+
+def execute_frame(conn: Connection, sql: str, frame: pl.DataFrame) -> None:
+    """``executemany`` of a qmark statement over a frame's rows (columns in order)."""
+    if frame.height == 0:
+        return
+    statement = _sql(conn, sql)
+    raw = conn.connection.driver_connection
+    for batch in frame.iter_slices(BATCH):
+        cursor = raw.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(statement, list(batch.iter_rows()))
+        finally:
+            cursor.close()

@@ -1,0 +1,175 @@
+"""SailPoint's collection parameters: ``filters``, ``sorters``, ``limit``/``offset``.
+
+Filter grammar (V3 standard collection parameters): comparisons ``field op value`` with
+ops eq, ne, in, sw, co, gt, lt, ge, le, isnull, pr; combined with ``and`` (binds tighter),
+``or``, ``not`` and parentheses. Values are quoted strings, numbers, true/false, null, or
+a parenthesised list for ``in``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, not_, or_, true
+from sqlalchemy.sql.elements import ColumnElement as Column
+
+from sheaf.errors import BadRequest
+
+_TOKEN = re.compile(
+    r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<lp>\()|(?P<rp>\))|(?P<comma>,)'
+    r"|(?P<word>[A-Za-z_][\w.]*)|(?P<num>-?\d+(?:\.\d+)?))"
+)
+OPS = {"eq", "ne", "in", "sw", "co", "gt", "lt", "ge", "le", "isnull", "pr"}
+
+
+@dataclass(frozen=True)
+class Field:
+    column: Any  # a column or SQL expression
+    ops: frozenset[str]
+    convert: Callable[[Any], Any] = lambda v: v
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    out, pos = [], 0
+    text = text.strip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise BadRequest(f"Invalid filter at character {pos + 1}: {text[pos:pos + 20]!r}")
+        kind = m.lastgroup or ""
+        out.append((kind, m.group(kind)))
+        pos = m.end()
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    return out
+
+
+class _Parser:
+    def __init__(self, text: str, fields: dict[str, Field]) -> None:
+        self.tokens = _tokens(text)
+        self.i = 0
+        self.fields = fields
+
+    def peek(self) -> tuple[str, str] | None:
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def take(self) -> tuple[str, str]:
+        tok = self.peek()
+        if tok is None:
+            raise BadRequest("Invalid filter: it ends too early")
+        self.i += 1
+        return tok
+
+    def parse(self) -> ColumnElement[bool]:
+        expr = self.or_()
+        if self.peek() is not None:
+            raise BadRequest(f"Invalid filter: unexpected {self.peek()[1]!r}")  # type: ignore[index]
+        return expr
+
+    def or_(self) -> ColumnElement[bool]:
+        parts = [self.and_()]
+        while (tok := self.peek()) and tok == ("word", "or"):
+            self.take()
+            parts.append(self.and_())
+        return or_(*parts) if len(parts) > 1 else parts[0]
+
+    def and_(self) -> ColumnElement[bool]:
+        parts = [self.term()]
+        while (tok := self.peek()) and tok == ("word", "and"):
+            self.take()
+            parts.append(self.term())
+        return and_(*parts) if len(parts) > 1 else parts[0]
+
+    def term(self) -> ColumnElement[bool]:
+        kind, text = self.take()
+        if kind == "lp":
+            inner = self.or_()
+            if self.take()[0] != "rp":
+                raise BadRequest("Invalid filter: missing ')'")
+            return inner
+        if (kind, text) == ("word", "not"):
+            return not_(self.term())
+        if kind != "word":
+            raise BadRequest(f"Invalid filter: expected a field name, found {text!r}")
+        field = self.fields.get(text)
+        if field is None:
+            raise BadRequest(f"Filtering is not supported for field '{text}'; supported: "
+                             f"{', '.join(sorted(self.fields))}")
+        _, op = self.take()
+        if op not in OPS:
+            raise BadRequest(f"Invalid filter: unknown operator '{op}'")
+        if op not in field.ops:
+            raise BadRequest(f"Filtering on '{text}' does not support '{op}'; supported: "
+                             f"{', '.join(sorted(field.ops))}")
+        col: Column[Any] = field.column
+        if op == "isnull":
+            return col.is_(None)
+        if op == "pr":
+            return col.is_not(None)
+        if op == "in":
+            return col.in_([field.convert(v) for v in self.list_()])
+        value = field.convert(self.value())
+        return {
+            "eq": lambda: col == value if value is not None else col.is_(None),
+            "ne": lambda: col != value,
+            "sw": lambda: col.startswith(str(value), autoescape=True),
+            "co": lambda: col.contains(str(value), autoescape=True),
+            "gt": lambda: col > value,
+            "lt": lambda: col < value,
+            "ge": lambda: col >= value,
+            "le": lambda: col <= value,
+        }[op]()
+
+    def list_(self) -> list[Any]:
+        if self.take()[0] != "lp":
+            raise BadRequest("Invalid filter: 'in' needs a list such as (\"a\",\"b\")")
+        values = [self.value()]
+        while (tok := self.take())[0] == "comma":
+            values.append(self.value())
+        if tok[0] != "rp":
+            raise BadRequest("Invalid filter: missing ')' after the list")
+        return values
+
+    def value(self) -> Any:
+        kind, text = self.take()
+        if kind == "str":
+            return re.sub(r"\\(.)", r"\1", text[1:-1])
+        if kind == "num":
+            return float(text) if "." in text else int(text)
+        if kind == "word" and text in ("true", "false"):
+            return text == "true"
+        if kind == "word" and text == "null":
+            return None
+        raise BadRequest(f"Invalid filter: expected a value, found {text!r}")
+
+
+def parse_filters(text: str | None, fields: dict[str, Field]) -> ColumnElement[bool]:
+    if not text or not text.strip():
+        return true()
+    return _Parser(text, fields).parse()
+
+
+def parse_sorters(text: str | None, columns: dict[str, Any], default: list[Any]) -> list[Any]:
+    if not text or not text.strip():
+        return default
+    order = []
+    for part in (p.strip() for p in text.split(",")):
+        name = part.lstrip("-")
+        if name not in columns:
+            raise BadRequest(f"Sorting is not supported for field '{name}'; supported: "
+                             f"{', '.join(sorted(columns))}")
+        order.append(columns[name].desc() if part.startswith("-") else columns[name].asc())
+    return order
+
+
+def page(limit: int | None, offset: int | None, maximum: int = 250) -> tuple[int, int]:
+    limit = maximum if limit is None else limit
+    offset = 0 if offset is None else offset
+    if not 0 <= limit <= maximum:
+        raise BadRequest(f"limit must be between 0 and {maximum}; got {limit}")
+    if offset < 0:
+        raise BadRequest(f"offset must not be negative; got {offset}")
+    return limit, offset

@@ -1,0 +1,44 @@
+"""The long-lived objects a running sheaf shares: settings, database, executor, jobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from sheaf.auth.ratelimit import RateLimiter
+from sheaf.blobs import BlobStore
+from sheaf.config import Settings
+from sheaf.db import Database
+from sheaf.jobs.executors import Executor, make_executor
+from sheaf.jobs.service import JobService
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    executor: Executor
+    jobs: JobService
+    blobs: BlobStore
+    limiter: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        auth = self.settings.auth
+        self.limiter = RateLimiter(auth.rate_limit_requests, auth.rate_limit_window_seconds)
+
+    @classmethod
+    def build(cls, settings: Settings, executor: Executor | None = None) -> Runtime:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.db_url)
+        executor = executor or make_executor(db, settings)
+        jobs = JobService(db, executor, settings.jobs.max_attempts)
+        return cls(settings, db, executor, jobs, BlobStore(settings.blob_dir))
+
+    def close(self) -> None:
+        self.executor.shutdown(graceful=True)
+        self.db.dispose()
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
