@@ -1,0 +1,214 @@
+"""load-accounts end to end through HTTP: semantics, counters, wire shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+HEADER = "id,name,email,department\n"
+THREE = HEADER + "a1,Ann,ann@x.org,Eng\na2,Bob,bob@x.org,Ops\na3,Cy,cy@x.org,HR\n"
+
+
+def accounts(client: TestClient, auth: dict[str, str], source_id: str) -> dict[str, Any]:
+    response = client.get("/v3/accounts", headers=auth,
+                          params={"filters": f'sourceId eq "{source_id}"', "count": "true"})
+    assert response.status_code == 200
+    return {a["nativeIdentity"]: a for a in response.json()}
+
+
+def test_first_load_creates_accounts(client, auth, make_source, load) -> None:
+    source = make_source()
+    task = load(source["id"], THREE)
+    assert task["completionStatus"] == "SUCCESS"
+    assert task["percentComplete"] == 100
+    attrs = task["attributes"]
+    assert (attrs["total"], attrs["created"], attrs["updated"], attrs["deleted"],
+            attrs["optimized"]) == (3, 3, 0, 0, 0)
+    stored = accounts(client, auth, source["id"])
+    assert set(stored) == {"a1", "a2", "a3"}
+    assert stored["a2"]["attributes"] == {"id": "a2", "name": "Bob", "email": "bob@x.org",
+                                         "department": "Ops"}
+    assert stored["a2"]["name"] == "Bob"
+    assert stored["a2"]["sourceName"] == "HR"
+
+
+def test_snapshot_semantics_update_remove_unchanged(client, auth, make_source, load) -> None:
+    source = make_source()
+    load(source["id"], THREE)
+    before = accounts(client, auth, source["id"])
+    task = load(source["id"], HEADER + "a1,Ann,ann@x.org,Eng\na2,Bob,bob@x.org,Sales\n"
+                "a4,Di,di@x.org,Eng\n")
+    a = task["attributes"]
+    assert (a["total"], a["optimized"], a["created"], a["updated"], a["deleted"]) == (3, 1, 1, 1, 1)
+    after = accounts(client, auth, source["id"])
+    assert set(after) == {"a1", "a2", "a4"}
+    assert after["a2"]["attributes"]["department"] == "Sales"
+    # an unchanged account is not rewritten
+    assert after["a1"]["modified"] == before["a1"]["modified"]
+    assert after["a1"]["id"] == before["a1"]["id"]
+
+
+def test_disable_optimization_reports_no_optimized(make_source, load) -> None:
+    source = make_source()
+    load(source["id"], THREE)
+    task = load(source["id"], THREE, disable=True)
+    assert task["attributes"]["optimizedAggregation"] == "disabled"
+    assert task["attributes"]["optimized"] == 0
+    assert task["attributes"]["updated"] == 0
+
+
+def test_repeated_rows_merge_into_multi_valued(client, auth, make_source, load) -> None:
+    source = make_source()
+    schema = client.get(f"/v3/sources/{source['id']}/schemas", headers=auth).json()[0]
+    body = {"name": "account", "identityAttribute": "id", "displayAttribute": "name",
+            "attributes": [{"name": "id"}, {"name": "name"},
+                           {"name": "groups", "isMulti": True}]}
+    r = client.put(f"/v3/sources/{source['id']}/schemas/{schema['id']}", json=body, headers=auth)
+    assert r.status_code == 200, r.text
+    assert r.json()["attributes"][2]["isMulti"] is True
+    task = load(source["id"], "id,name,groups\nu1,U,vpn\nu1,U,git\nu1,U,vpn\nu2,V,\n")
+    assert task["attributes"]["total"] == 2
+    stored = accounts(client, auth, source["id"])
+    assert stored["u1"]["attributes"]["groups"] == ["vpn", "git"]
+    assert stored["u2"]["attributes"]["groups"] == []
+
+
+def test_delete_threshold_blocks_mass_removal(client, auth, make_source, load) -> None:
+    source = make_source(deleteThreshold=10)
+    rows = "".join(f"u{i},User {i},u{i}@x.org,Eng\n" for i in range(20))
+    load(source["id"], HEADER + rows)
+    task = load(source["id"], HEADER + rows.splitlines(keepends=True)[0])  # 19 of 20 missing
+    assert task["completionStatus"] == "WARNING"
+    assert task["attributes"]["deleted"] == 0
+    assert "delete threshold" in task["messages"][0]["localizedText"]["message"]
+    assert task["messages"][0]["type"] == "WARN"
+    assert len(accounts(client, auth, source["id"])) == 20
+
+
+def test_authoritative_source_creates_and_correlates_identities(
+    client, auth, make_source, load
+) -> None:
+    pairs = [{"accountAttribute": "email", "identityAttribute": "email"}]
+    hr = make_source("HR", authoritative=True, connectorAttributes={"correlation": pairs})
+    badges = make_source("Badges", connectorAttributes={"correlation": pairs})
+    task = load(hr["id"], THREE)
+    assert task["attributes"]["identitiesCreated"] == 3
+    task = load(badges["id"], "id,name,email\nb1,Ann,ann@x.org\nb2,Zed,zed@x.org\n")
+    assert task["attributes"]["identitiesCorrelated"] == 1
+    assert task["attributes"]["identitiesCreated"] == 0
+    hr_acc = accounts(client, auth, hr["id"])
+    badge_acc = accounts(client, auth, badges["id"])
+    assert badge_acc["b1"]["identityId"] == hr_acc["a1"]["identityId"]
+    assert badge_acc["b2"]["uncorrelated"] is True
+    ident = client.get(f"/v2025/identities/{hr_acc['a1']['identityId']}", headers=auth)
+    assert ident.status_code == 200
+    assert ident.json()["attributes"]["email"] == "ann@x.org"
+    listed = client.get("/v2025/identities", headers=auth, params={"count": "true"})
+    assert listed.headers["X-Total-Count"] == "3"
+
+
+def test_every_load_accounts_path_answers_202(make_source, load) -> None:
+    source = make_source()
+    paths = ["/beta/sources/{id}/load-accounts", "/v2024/sources/{id}/load-accounts",
+             "/v2026/sources/{id}/load-accounts", "/sources/v1/{id}/load-accounts",
+             "/cc/api/source/loadAccounts/{id}"]
+    for path in paths:
+        assert load(source["id"], THREE, path=path)["completionStatus"] == "SUCCESS"
+
+
+def test_load_accounts_task_wire_types(client, auth, make_source, runtime) -> None:
+    source = make_source()
+    runtime.executor.paused = True  # the job stays queued, as right after the request
+    r = client.post(f"/beta/sources/{source['id']}/load-accounts", headers=auth,
+                    files={"file": ("x.csv", THREE.encode(), "text/csv")})
+    assert r.status_code == 202
+    body = r.json()
+    assert body["success"] is True
+    task = body["task"]
+    assert isinstance(task["id"], str) and len(task["id"]) == 32
+    assert task["type"] == "QUARTZ"
+    assert task["attributes"]["optimizedAggregation"] == "enabled"
+    assert task["completionStatus"] is None and task["completed"] is None
+    assert task["created"].endswith("Z")
+    assert all(set(r) == {"displayLabel", "attributeName"} for r in task["returns"])
+
+
+def test_second_load_while_running_ends_in_error(client, auth, make_source, runtime) -> None:
+    source = make_source()
+    runtime.executor.paused = True
+    first = client.post(f"/v2025/sources/{source['id']}/load-accounts", headers=auth,
+                        files={"file": ("a.csv", THREE.encode())}).json()["task"]
+    second = client.post(f"/v2025/sources/{source['id']}/load-accounts", headers=auth,
+                         files={"file": ("a.csv", THREE.encode())})
+    assert second.status_code == 202
+    refused = second.json()
+    assert refused["task"]["completionStatus"] == "ERROR"
+    assert "currently running aggregation must complete" in (
+        refused["task"]["messages"][0]["localizedText"])
+    runtime.executor.drain()
+    done = client.get(f"/v2025/task-status/{first['id']}", headers=auth).json()
+    assert done["completionStatus"] == "SUCCESS"
+    assert done["attributes"]["created"] == 3
+
+
+def _status_list(client: TestClient, auth: dict[str, str], **params: str) -> Any:
+    return client.get("/task-status/v1", headers=auth, params=params)
+
+
+def test_task_status_list_filters_and_paging(client, auth, make_source, load, runtime) -> None:
+    a, b = make_source("A"), make_source("B")
+    t1 = load(a["id"], THREE)
+    t2 = load(b["id"], THREE)
+    runtime.executor.paused = True
+    pending = client.post(f"/v2025/sources/{a['id']}/load-accounts", headers=auth,
+                          files={"file": ("a.csv", THREE.encode())}).json()["task"]
+    r = _status_list(client, auth, filters=f'sourceId eq "{a["id"]}"', count="true")
+    assert r.headers["X-Total-Count"] == "2"
+    assert {t["id"] for t in r.json()} == {t1["id"], pending["id"]}
+    r = _status_list(client, auth, filters="completionStatus isnull")
+    assert [t["id"] for t in r.json()] == [pending["id"]]
+    r = _status_list(client, auth, filters=f'id in ("{t1["id"]}","{t2["id"]}")',
+                     sorters="-created")
+    assert [t["id"] for t in r.json()] == [t2["id"], t1["id"]]
+    r = _status_list(client, auth, filters='type eq "CLOUD_ACCOUNT_AGGREGATION"', limit="1",
+                     offset="1", sorters="created")
+    assert [t["id"] for t in r.json()] == [t2["id"]]
+    r = _status_list(client, auth, filters='type eq "QUARTZ"')
+    assert r.status_code == 400
+    assert "QUARTZ" in r.json()["messages"][0]["text"]
+    r = _status_list(client, auth, filters='completionStatus eq "SUCCESS" and sourceId eq "x"')
+    assert r.json() == []
+
+
+def test_patch_clears_a_stuck_task(client, auth, make_source, runtime) -> None:
+    source = make_source()
+    runtime.executor.paused = True
+    task = client.post(f"/v2025/sources/{source['id']}/load-accounts", headers=auth,
+                       files={"file": ("a.csv", THREE.encode())}).json()["task"]
+    ops = [{"op": "replace", "path": "/completionStatus", "value": "Error"},
+           {"op": "replace", "path": "/completed", "value": "2024-05-17T19:33:16.470Z"}]
+    r = client.patch(f"/task-status/v1/{task['id']}", json=ops, headers={
+        **auth, "Content-Type": "application/json-patch+json"})
+    assert r.status_code == 200, r.text
+    assert r.json()["completionStatus"] == "ERROR"
+    # the lock is released: a new load runs
+    runtime.executor.pending.clear()
+    runtime.executor.paused = False
+    again = client.post(f"/v2025/sources/{source['id']}/load-accounts", headers=auth,
+                        files={"file": ("a.csv", THREE.encode())}).json()
+    assert again["success"] is True
+    r = client.patch(f"/task-status/v1/{task['id']}", json=ops, headers=auth)
+    assert r.status_code == 400  # already completed
+
+
+def test_account_aggregation_status(client, auth, make_source, load) -> None:
+    source = make_source()
+    task = load(source["id"], THREE)
+    r = client.get(f"/account-aggregations/v1/{task['id']}/status", headers=auth)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "COMPLETED"
+    assert body["totalAccounts"] == 3 and body["processedAccounts"] == 3
+    assert client.get("/v2025/account-aggregations/nope/status", headers=auth).status_code == 404
