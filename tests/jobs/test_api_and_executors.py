@@ -1,0 +1,129 @@
+"""The native job API and the local executor (a long job must not stall HTTP)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from sheaf.app import create_app
+from sheaf.config import Settings
+from sheaf.jobs.states import JobStatus
+from sheaf.runtime import Runtime
+from tests.jobs.test_core import GATE, STARTED
+
+
+@pytest.fixture
+def local_runtime(settings: Settings) -> Iterator[Runtime]:
+    settings = settings.model_copy(deep=True)
+    settings.jobs.executor = "local"
+    settings.jobs.reaper_interval_seconds = 0.2
+    rt = Runtime.build(settings)
+    yield rt
+    GATE.set()
+    rt.close()
+
+
+def wait_for(runtime: Runtime, job_id: str, *statuses: str, timeout: float = 10) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = runtime.jobs.get(job_id)
+        if job is not None and job.status in statuses:
+            return job.status
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} did not reach {statuses}")
+
+
+def test_long_job_does_not_stall_http(local_runtime: Runtime, auth_for) -> None:
+    GATE.clear()
+    STARTED.clear()
+    with TestClient(create_app(runtime=local_runtime)) as client:
+        headers = auth_for(client, local_runtime)
+        job = local_runtime.jobs.submit("test.wait", {})
+        assert STARTED.wait(5)
+        started = time.monotonic()
+        for _ in range(20):
+            assert client.get("/healthz").status_code == 200
+            r = client.get(f"/api/jobs/{job.id}", headers=headers)
+            assert r.json()["status"] == "running"
+        assert time.monotonic() - started < 5
+        assert r.json()["progress"]["total"] == 400
+        GATE.set()
+        assert wait_for(local_runtime, job.id, "succeeded") == "succeeded"
+
+
+def test_local_executor_picks_up_jobs_left_queued(settings: Settings) -> None:
+    # A job queued while no worker ran (e.g. before a restart) runs once one starts.
+    settings = settings.model_copy(deep=True)
+    settings.jobs.executor = "local"
+    first = Runtime.build(settings)
+    first.executor.submit = lambda job_id: None  # type: ignore[method-assign]
+    job = first.jobs.submit("test.echo", {"n": 5})
+    first.db.dispose()
+    second = Runtime.build(settings)
+    second.executor.start()
+    try:
+        assert wait_for(second, job.id, "succeeded") == "succeeded"
+    finally:
+        second.close()
+
+
+@pytest.fixture
+def auth_for():
+    from sheaf.auth import credentials
+
+    def make(client: TestClient, runtime: Runtime) -> dict[str, str]:
+        with runtime.db.write() as s:
+            cred, secret = credentials.create(s, "t", ["ORG_ADMIN"])
+            cid = cred.client_id
+        token = client.post("/oauth/token", data={"grant_type": "client_credentials",
+                                                  "client_id": cid, "client_secret": secret})
+        return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+    return make
+
+
+def test_jobs_api_list_get_cancel(client: TestClient, auth: dict[str, str],
+                                  runtime: Runtime) -> None:
+    runtime.executor.paused = True  # type: ignore[attr-defined]
+    job = runtime.jobs.submit("test.echo", {"n": 2})
+    r = client.get("/api/jobs", headers=auth, params={"status": "queued"})
+    assert [j["id"] for j in r.json()] == [job.id]
+    assert client.get("/api/jobs", headers=auth, params={"status": "nope"}).status_code == 400
+    r = client.post(f"/api/jobs/{job.id}/cancel", headers=auth)
+    assert r.status_code == 202 and r.json()["status"] == "cancelled"
+    history = client.get(f"/api/jobs/{job.id}/history", headers=auth).json()
+    assert [h["to"] for h in history] == ["queued", "cancelled"]
+    missing = client.get("/api/jobs/0000", headers=auth)
+    assert missing.status_code == 404 and "error" in missing.json()
+    assert client.get("/api/jobs").status_code == 401
+
+
+def test_events_stream_progress_until_the_end(local_runtime: Runtime, auth_for) -> None:
+    GATE.clear()
+    STARTED.clear()
+    with TestClient(create_app(runtime=local_runtime)) as client:
+        headers = auth_for(client, local_runtime)
+        job = local_runtime.jobs.submit("test.wait", {})
+        assert STARTED.wait(5)
+        events = []
+        with client.stream("GET", f"/api/jobs/{job.id}/events", headers=headers,
+                           params={"interval": 0.05}) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            kind = None
+            for line in stream.iter_lines():
+                if line.startswith("event: "):
+                    kind = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    events.append((kind, json.loads(line.removeprefix("data: "))))
+                    if len(events) == 2:
+                        GATE.set()
+                    if kind == "end":
+                        break
+        assert events[0][0] == "progress" and events[0][1]["status"] == "running"
+        assert events[-1][0] == "end" and events[-1][1]["status"] == JobStatus.SUCCEEDED.value
+        currents = [e[1]["progress"]["current"] for e in events[:-1]]
+        assert currents == sorted(currents)
