@@ -14,7 +14,14 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sheaf.identity.engine import STORED_SCHEMA, AccountSchema, confirm_updates, diff, snapshot
+from sheaf.identity.engine import (
+    STORED_SCHEMA,
+    AccountSchema,
+    confirm_updates,
+    diff,
+    encode,
+    snapshot,
+)
 
 ATTRS = ["id", "name", "mail", "dept"]
 SCHEMA = AccountSchema("id", "name", ATTRS)
@@ -45,9 +52,9 @@ def apply(stored: pl.DataFrame, texts: dict[str, str], incoming: pl.DataFrame,
     keep = [*STORED_SCHEMA]
     new_stored = pl.concat([
         result.unchanged.select(keep), result.updated.select(keep), created.select(keep)])
-    new_texts = {r["id"]: r["attributes"] for r in pl.concat([
-        result.unchanged.select("id", "attributes"), result.updated.select("id", "attributes"),
-        created.select("id", "attributes")]).to_dicts()}
+    new_texts = {r["id"]: r["attributes"] for r in encode(pl.concat([
+        result.unchanged.select("id", "record"), result.updated.select("id", "record"),
+        created.select("id", "record")])).to_dicts()}
     counts = {"created": result.created.height, "updated": result.updated.height,
               "unchanged": result.unchanged.height, "removed": result.removed.height}
     return new_stored, new_texts, counts
@@ -97,7 +104,7 @@ def test_hash_mismatch_with_identical_text_is_not_an_update() -> None:
     result = diff(accounts, stored)
     assert result.updated.height == 1  # the hash alone says "changed"
     result, rehash = confirm_updates(result, pl.DataFrame(
-        {"id": ["x"], "attributes": [accounts["attributes"][0]]}))
+        {"id": ["x"], "attributes": [encode(accounts)["attributes"][0]]}))
     assert (result.updated.height, result.unchanged.height) == (0, 1)
     assert rehash.to_dicts() == [{"id": "x", "content_hash": accounts["content_hash"][0]}]
 

@@ -72,9 +72,8 @@ def test_transition_is_compare_and_set(runtime: Runtime) -> None:
         assert not repository.transition(s, job.id, JobStatus.RUNNING)  # already running
         assert repository.transition(s, job.id, JobStatus.SUCCEEDED, finished_at=utcnow())
         assert not repository.transition(s, job.id, JobStatus.FAILED)  # terminal stays put
-    with pytest.raises(ValueError):
-        with runtime.db.write() as s:
-            repository.transition(s, job.id, JobStatus.SUCCEEDED, from_=[JobStatus.QUEUED])
+    with pytest.raises(ValueError), runtime.db.write() as s:
+        repository.transition(s, job.id, JobStatus.SUCCEEDED, from_=[JobStatus.QUEUED])
     with runtime.db.read() as s:
         events = [(e.from_status, e.to_status) for e in repository.events(s, job.id)]
     assert events == [(None, "queued"), ("queued", "running"), ("running", "succeeded")]
@@ -228,7 +227,8 @@ def test_throttled_progress_writes_at_most_once_per_interval(runtime: Runtime) -
     ctx.progress(1, 10, "one")
     ctx.progress(2, 10, "two")  # inside the interval: not written
     current = runtime.jobs.get(job.id)
-    assert current is not None and (current.progress_current, current.progress_message) == (1, "one")
+    assert current is not None
+    assert (current.progress_current, current.progress_message) == (1, "one")
     ctx.progress(3, 10, "three", force=True)
     current = runtime.jobs.get(job.id)
     assert current is not None and current.progress_current == 3

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-import typer
-
 from sheaf.auth import credentials
 from sheaf.cli.common import console, print_outcome, runtime, watch
 from sheaf.identity import service

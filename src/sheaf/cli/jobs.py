@@ -8,7 +8,8 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
-from sheaf.cli.common import console, print_outcome, runtime, watch as watch_job
+from sheaf.cli.common import console, print_outcome, runtime
+from sheaf.cli.common import watch as watch_job
 from sheaf.jobs.endpoints import job_json
 from sheaf.jobs.models import Job
 

@@ -16,7 +16,8 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 STYLE = """
 body{font:14px system-ui,sans-serif;margin:2rem;color:#222}
-table{border-collapse:collapse;margin:1rem 0}td,th{padding:.3rem .7rem;border-bottom:1px solid #ddd;text-align:left}
+table{border-collapse:collapse;margin:1rem 0}
+td,th{padding:.3rem .7rem;border-bottom:1px solid #ddd;text-align:left}
 .succeeded{color:#17803d}.warning{color:#a66a00}.failed,.cancelled{color:#b42318}.running,.queued{color:#175cd3}
 progress{width:10rem}code{font-size:12px}
 """

@@ -9,14 +9,22 @@ from typing import Any, Protocol
 import polars as pl
 from sqlalchemy import Connection, update
 
-from sheaf.config import IdentitySettings
+from sheaf.config import Settings
 from sheaf.db import Database
-from sheaf.identity import csvfile, repository
+from sheaf.identity import csvfile, repository, snapshots
 from sheaf.identity.correlation import Correlated, correlate, new_ids
-from sheaf.identity.engine import AccountDiff, AccountSchema, confirm_updates, diff, snapshot
+from sheaf.identity.engine import (
+    STORED_SCHEMA,
+    AccountDiff,
+    AccountSchema,
+    confirm_updates,
+    diff,
+    encode,
+    snapshot,
+)
 from sheaf.identity.models import Source, SourceSchema
 from sheaf.kit import bulk
-from sheaf.kit.base import utcnow
+from sheaf.kit.base import new_id, utcnow
 
 COUNTERS = ("applications", "total", "optimizedAggregation", "ignored", "optimized", "created",
             "updated", "deleted", "identitiesCreated", "identitiesCorrelated")
@@ -45,7 +53,7 @@ class Progress(Protocol):
 
 def aggregate(
     db: Database,
-    settings: IdentitySettings,
+    settings: Settings,
     source_id: str,
     file: Path,
     *,
@@ -55,14 +63,15 @@ def aggregate(
     with db.read() as session:
         source = repository.get_source(session, source_id)
         schema_row = repository.account_schema(session, source_id)
-        stored_count = repository.account_count(session, source_id)
     if source is None or schema_row is None:
         raise AggregationRefused("source_not_found", f"Source {source_id} no longer exists")
 
     progress(0, None, "Reading file")
     delimiter = str((source.connector_attributes or {}).get("delimiter", ","))
     try:
-        parsed = csvfile.read(file, delimiter=delimiter, max_field_bytes=settings.max_field_bytes)
+        parsed = csvfile.read(
+            file, delimiter=delimiter, max_field_bytes=settings.identity.max_field_bytes
+        )
     except csvfile.InvalidFile as exc:
         raise AggregationRefused("invalid_file", str(exc)) from None
     schema, learned = _schema_for(schema_row, parsed.columns)
@@ -78,9 +87,12 @@ def aggregate(
     accounts = snap.accounts
     progress(0, accounts.height, "Comparing with stored accounts")
 
+    stored = snapshots.load(settings.data_dir, source_id, source.snapshot_generation)
     with db.read() as session:
         conn = session.connection()
-        result = diff(accounts, repository.stored_accounts(conn, source_id))
+        if stored is None:
+            stored = repository.stored_accounts(conn, source_id)
+        result = diff(accounts, stored)
         result, rehash = confirm_updates(
             result, repository.stored_texts(conn, result.updated["id"].to_list())
         )
@@ -88,10 +100,10 @@ def aggregate(
         correlated = correlate(conn, candidates, source.correlation or [], source.authoritative)
 
     removed = result.removed
-    if removed.height and _over_threshold(source, stored_count, removed.height, settings):
-        share = 100 * removed.height / stored_count
+    if removed.height and _over_threshold(source, stored.height, removed.height, settings):
+        share = 100 * removed.height / stored.height
         warnings.append(
-            f"Account removal skipped: {removed.height} of {stored_count} accounts "
+            f"Account removal skipped: {removed.height} of {stored.height} accounts "
             f"({share:.1f}%) are missing from the file, more than the source's delete "
             f"threshold of {source.delete_threshold}%. No account was removed."
         )
@@ -99,16 +111,19 @@ def aggregate(
 
     changes = result.created.height + result.updated.height + removed.height
     progress(accounts.height, accounts.height, f"Applying {changes} account changes")
+    generation = new_id()
     with db.write() as session:
         conn = session.connection()
-        _apply(conn, source_id, result, removed, rehash, correlated, optimize)
+        state = _apply(conn, source_id, result, removed, rehash, correlated, optimize)
         if learned is not None:
             schema_row = session.merge(schema_row)
             schema_row.attributes = learned
             schema_row.modified = utcnow()
         session.execute(
-            update(Source).where(Source.id == source_id).values(last_aggregated=utcnow())
+            update(Source).where(Source.id == source_id)
+            .values(last_aggregated=utcnow(), snapshot_generation=generation)
         )
+    snapshots.save(settings.data_dir, source_id, generation, state)
 
     counters = {
         "applications": source.name,
@@ -156,7 +171,7 @@ def _schema_for(row: SourceSchema, columns: list[str]) -> tuple[AccountSchema, l
 def _correlation_candidates(result: AccountDiff, optimize: bool) -> pl.DataFrame:
     """New accounts, changed uncorrelated ones; every uncorrelated one without optimization
     (disabling optimization is how SailPoint users ask for correlation to be re-examined)."""
-    cols = ["native_identity", "name", "attributes"]
+    cols = ["native_identity", "name", "record"]
     frames = [result.created.select(cols),
               result.updated.filter(pl.col("identity_id").is_null()).select(cols)]
     if not optimize:
@@ -164,8 +179,8 @@ def _correlation_candidates(result: AccountDiff, optimize: bool) -> pl.DataFrame
     return pl.concat(frames)
 
 
-def _over_threshold(source: Source, stored: int, removed: int, s: IdentitySettings) -> bool:
-    if stored <= s.delete_threshold_min_accounts:
+def _over_threshold(source: Source, stored: int, removed: int, s: Settings) -> bool:
+    if stored <= s.identity.delete_threshold_min_accounts:
         return False
     return 100 * removed > source.delete_threshold * stored
 
@@ -178,7 +193,8 @@ def _apply(
     rehash: pl.DataFrame,
     correlated: Correlated,
     optimize: bool,
-) -> None:
+) -> pl.DataFrame:
+    """Write the diff; returns the source's accounts as they now stand (STORED_SCHEMA)."""
     now = bulk.timestamp(conn, utcnow())
     new_identities = correlated.new_identities
     bulk.insert_frame(
@@ -194,17 +210,14 @@ def _apply(
         correlated.links,
         new_identities.select("native_identity", pl.col("id").alias("identity_id")),
     ])
-    created = result.created.join(links, on="native_identity", how="left")
-    bulk.insert_frame(
-        conn,
-        "account",
-        created.select(
-            new_ids(created.height).alias("id"), pl.lit(source_id).alias("source_id"),
-            "native_identity", "name", "attributes", "content_hash", "identity_id",
-            pl.lit(now).alias("created"), pl.lit(now).alias("modified"),
-        ),
+    created = encode(result.created).join(links, on="native_identity", how="left")
+    created_rows = created.select(
+        new_ids(created.height).alias("id"), pl.lit(source_id).alias("source_id"),
+        "native_identity", "name", "attributes", "content_hash", "identity_id",
+        pl.lit(now).alias("created"), pl.lit(now).alias("modified"),
     )
-    updated = result.updated.join(
+    bulk.insert_frame(conn, "account", created_rows)
+    updated = encode(result.updated).join(
         links.rename({"identity_id": "new_identity"}), on="native_identity", how="left"
     )
     bulk.execute_frame(
@@ -224,13 +237,27 @@ def _apply(
             pl.lit(source_id).alias("source_id"),
         ),
     )
+    unchanged = result.unchanged
     if not optimize:
-        relinked = result.unchanged.drop("identity_id").join(links, on="native_identity")
+        relinked = unchanged.drop("identity_id").join(links, on="native_identity")
         bulk.execute_frame(
             conn,
             "UPDATE account SET identity_id = ?, modified = ? WHERE id = ?",
             relinked.select("identity_id", pl.lit(now).alias("modified"), "id"),
         )
+        unchanged = unchanged.join(
+            relinked.select("id", pl.col("identity_id").alias("new_identity")), on="id",
+            how="left",
+        ).with_columns(identity_id=pl.coalesce("new_identity", "identity_id"))
     bulk.execute_frame(conn, "UPDATE account SET content_hash = ? WHERE id = ?",
                        rehash.select("content_hash", "id"))
     bulk.execute_frame(conn, "DELETE FROM account WHERE id = ?", removed.select("id"))
+    kept = result.removed.join(removed.select("id"), on="id", how="anti")
+    columns = list(STORED_SCHEMA)
+    return pl.concat([
+        unchanged.select(columns),
+        updated.with_columns(identity_id=pl.coalesce("new_identity", "identity_id"))
+        .select(columns),
+        created_rows.select(columns),
+        kept.select(columns),
+    ])

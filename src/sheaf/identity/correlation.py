@@ -19,27 +19,31 @@ import pyarrow as pa
 from sqlalchemy import Connection
 
 from sheaf.identity import repository
+from sheaf.identity.engine import encode
 
 
 @dataclass(frozen=True)
 class Correlated:
     links: pl.DataFrame  # native_identity, identity_id: links to existing identities
-    new_identities: pl.DataFrame  # id, name, attributes, native_identity
+    new_identities: pl.DataFrame  # id, name, attributes (JSON text), native_identity
 
 
 def correlate(
     conn: Connection, candidates: pl.DataFrame, pairs: list[dict[str, str]], authoritative: bool
 ) -> Correlated:
-    """``candidates`` has native_identity, name, attributes (JSON text)."""
-    pending = candidates.select("native_identity", "name", "attributes")
+    """``candidates`` has native_identity, name and the attributes ``record`` struct."""
+    pending = candidates.select("native_identity", "name", "record")
+    fields = {f.name: f.dtype for f in pending.schema["record"].fields}  # type: ignore[union-attr]
     found: list[pl.DataFrame] = []
     for pair in pairs:
         if pending.height == 0:
             break
         account_attr, identity_attr = pair["accountAttribute"], pair["identityAttribute"]
+        if fields.get(account_attr) != pl.String:  # absent, or multi-valued: cannot match
+            continue
         values = pending.with_columns(
-            value=pl.col("attributes").str.json_path_match(f'$["{account_attr}"]')
-        ).filter(pl.col("value").is_not_null() & (pl.col("value") != ""))
+            value=pl.col("record").struct.field(account_attr)
+        ).filter(pl.col("value").is_not_null())
         if values.height == 0:
             continue
         identities = repository.identity_values(conn, identity_attr).unique(
@@ -54,7 +58,7 @@ def correlate(
         else pl.DataFrame(schema={"native_identity": pl.String, "identity_id": pl.String})
     )
     if authoritative and pending.height:
-        new = pending.with_columns(id=new_ids(pending.height)).select(
+        new = encode(pending).with_columns(id=new_ids(pending.height)).select(
             "id", "name", "attributes", "native_identity"
         )
     else:

@@ -1,13 +1,17 @@
 """Reading a delimited-file snapshot into an Arrow-backed polars frame, strictly.
 
 Arrow's CSV reader does the parsing (multi-threaded, and strict about field counts, which
-polars is not). Everything that goes wrong is reported with the file's line numbers, which
-are worked out only on the error path.
+polars is not). Everything that goes wrong is reported with the file's physical line
+numbers. Arrow does not know them, so they are worked out on the error path only, by a
+second, plain pass with Python's csv module over the same file.
 """
 
 from __future__ import annotations
 
 import codecs
+import csv
+import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,12 +35,44 @@ class InvalidFile(Exception):
 
 @dataclass(frozen=True)
 class ParsedFile:
+    path: Path
+    delimiter: str
     frame: pl.DataFrame  # every column a string; "" for a blank field
     columns: list[str]
 
     def line_numbers(self, row_indexes: list[int]) -> list[int]:
-        """Physical line numbers (1 = header) of the given data rows."""
-        return _line_numbers(self.frame, row_indexes)
+        """Physical line numbers (1 = header) where the given data rows start."""
+        wanted = set(row_indexes)
+        found: dict[int, int] = {}
+        for index, (line, _fields) in enumerate(_records(self.path, self.delimiter)):
+            if index in wanted:
+                found[index] = line
+                if len(found) == len(wanted):
+                    break
+        return [found[r] for r in row_indexes]
+
+
+def _records(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """(starting line, fields) of each data record, blank lines skipped as Arrow does."""
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f, delimiter=delimiter, strict=True)
+        next(reader, None)  # header
+        start = reader.line_num + 1
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error:  # a quote that is never closed (or stray text after one)
+                raise _Unclosed(start) from None
+            if fields:
+                yield start, fields
+            start = reader.line_num + 1
+
+
+class _Unclosed(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
 
 
 def read(path: Path, *, delimiter: str = ",", max_field_bytes: int) -> ParsedFile:
@@ -67,26 +103,27 @@ def read(path: Path, *, delimiter: str = ",", max_field_bytes: int) -> ParsedFil
     except pa.ArrowInvalid as exc:
         raise _explain(path, str(exc)) from None
     if invalid:
-        raise _ragged(path, invalid, len(columns))
+        raise _ragged(path, delimiter, len(columns), len(invalid))
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     if frame.height == 0:
         raise InvalidFile("The file has a header but no accounts")
-    parsed = ParsedFile(frame, columns)
+    parsed = ParsedFile(path, delimiter, frame, columns)
     _check_field_sizes(parsed, max_field_bytes)
     return parsed
 
 
 def _header(path: Path, delimiter: str) -> list[str]:
+    with path.open("rb") as f:
+        head = f.read(1 << 20)
     try:
-        header = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(block_size=1 << 20),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(include_columns=[]),
-        ).schema.names
-    except pa.ArrowInvalid as exc:
-        raise _explain(path, str(exc)) from None
+        # a multi-byte character cut at the chunk's end cannot be in the first line
+        text = head.decode("utf-8-sig", errors="strict" if len(head) < 1 << 20 else "ignore")
+        header = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    except UnicodeDecodeError:
+        raise _explain(path, "not UTF-8") from None
+    except (csv.Error, StopIteration):
+        raise InvalidFile("The first line must be a header naming the columns") from None
     names = [n.strip() for n in header]
     if not any(names):
         raise InvalidFile("The first line must be a header naming the columns")
@@ -117,22 +154,21 @@ def _explain(path: Path, arrow_message: str) -> InvalidFile:
     return InvalidFile(f"The file could not be parsed: {arrow_message}")
 
 
-def _ragged(path: Path, invalid: list[pacsv.InvalidRow], expected: int) -> InvalidFile:
-    data = path.read_bytes()
+def _ragged(path: Path, delimiter: str, expected: int, count: int) -> InvalidFile:
     problems = []
-    for row in invalid[:MAX_REPORTED]:
-        offset = data.find(row.text.encode("utf-8"))
-        line = data.count(b"\n", 0, offset) + 1 if offset >= 0 else None
-        where = f"line {line}" if line else "a line"
-        if row.text.count('"') % 2 == 1:
-            problems.append(f"{where}: a quoted field is never closed")
-        else:
-            problems.append(
-                f"{where}: {row.actual_columns} fields where the header has {expected}"
-            )
-    more = len(invalid) - MAX_REPORTED
-    if more > 0:
-        problems.append(f"and {more} more")
+    try:
+        for line, fields in _records(path, delimiter):
+            if len(fields) != expected:
+                problems.append(f"line {line}: {len(fields)} fields where the header has "
+                                f"{expected}")
+                if len(problems) == MAX_REPORTED:
+                    break
+    except _Unclosed as unclosed:
+        problems.append(f"line {unclosed.line}: a quoted field is never closed or is malformed")
+    if not problems:
+        problems.append(f"{count} lines could not be split into {expected} fields")
+    elif count > len(problems):
+        problems.append(f"and {count - len(problems)} more")
     return InvalidFile("Some lines do not match the header", problems)
 
 
@@ -153,12 +189,3 @@ def _check_field_sizes(parsed: ParsedFile, limit: int) -> None:
         cols = [c for c in too_long if len(frame[c][row].encode()) > limit]
         problems.append(f"line {line}: {', '.join(cols)}")
     raise InvalidFile(f"Some fields are longer than the limit of {limit} bytes", problems)
-
-
-def _line_numbers(frame: pl.DataFrame, rows: list[int]) -> list[int]:
-    # A quoted field may hold line breaks, so a row can span several lines.
-    breaks = frame.select(
-        pl.sum_horizontal(pl.all().str.count_matches("\n", literal=True)).alias("n")
-    )["n"]
-    starts = (breaks.cum_sum() - breaks).to_list()
-    return [2 + row + int(starts[row]) for row in rows]

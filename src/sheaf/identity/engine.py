@@ -1,10 +1,11 @@
 """The columnar reconcile engine: file snapshot -> accounts -> diff against what is stored.
 
 Pure functions on polars frames, so they can be property-tested without a database.
-An account's attributes are kept as canonical JSON text (schema order, multi-valued
-attributes as lists); its content hash is a hash of that text. The hash only filters:
-a hash mismatch is confirmed against the stored text before it counts as an update, so a
-change of hash function can never report phantom updates.
+An account's attributes are a struct in schema order (multi-valued attributes as lists),
+stored as canonical JSON text; its content hash is a hash of the struct, so an unchanged
+account is recognised without encoding anything. The hash only filters: a mismatch is
+confirmed against the stored text before it counts as an update, so a change of hash
+function (a polars upgrade) can never report phantom updates.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 HASH_SEED = 0x5EAF
-ACCOUNT_COLUMNS = ["native_identity", "name", "attributes", "content_hash"]
+ACCOUNT_COLUMNS = ["native_identity", "name", "record", "content_hash"]
 STORED_SCHEMA = {
     "id": pl.String,
     "native_identity": pl.String,
@@ -42,7 +43,7 @@ class AccountDiff:
     created: pl.DataFrame  # ACCOUNT_COLUMNS
     updated: pl.DataFrame  # ACCOUNT_COLUMNS + id, identity_id
     unchanged: pl.DataFrame  # ACCOUNT_COLUMNS + id, identity_id
-    removed: pl.DataFrame  # id, native_identity, identity_id
+    removed: pl.DataFrame  # STORED_SCHEMA
 
     @property
     def total(self) -> int:
@@ -104,33 +105,42 @@ def snapshot(frame: pl.DataFrame, schema: AccountSchema) -> Snapshot:
     accounts = accounts.select(
         pl.col(key).alias("native_identity"),
         pl.coalesce(name, pl.col(key)).alias("name"),
-        pl.struct(attrs).struct.json_encode().alias("attributes"),
-    ).with_columns(content_hash=content_hash(pl.col("attributes")))
+        pl.struct(attrs).alias("record"),
+    ).with_columns(content_hash=pl.col("record").hash(seed=HASH_SEED).reinterpret(signed=True))
     return Snapshot(accounts, blank["_row"].to_list())
 
 
-def content_hash(text: pl.Expr) -> pl.Expr:
-    return text.hash(seed=HASH_SEED).reinterpret(signed=True)
+def encode(accounts: pl.DataFrame) -> pl.DataFrame:
+    """Replace the ``record`` struct with its canonical JSON text, ``attributes``."""
+    return accounts.with_columns(
+        attributes=pl.col("record").struct.json_encode()
+    ).drop("record")
 
 
 def diff(incoming: pl.DataFrame, stored: pl.DataFrame) -> AccountDiff:
     """Classify incoming accounts against stored ones (id, native_identity, content_hash,
-    identity_id). Updates are hash-based here; see ``confirm_updates``."""
-    stored = stored.rename({"content_hash": "stored_hash"})
-    matched = incoming.join(stored, on="native_identity", how="inner")
-    changed = pl.col("content_hash") != pl.col("stored_hash")
+    identity_id) with one join. Updates are hash-based here; see ``confirm_updates``."""
+    joined = incoming.join(
+        stored.rename({"content_hash": "stored_hash"}).with_columns(stored=pl.lit(True)),
+        on="native_identity", how="full", coalesce=True,
+    )
+    present = pl.col("content_hash").is_not_null()
+    known = pl.col("stored").is_not_null()
+    same = pl.col("content_hash") == pl.col("stored_hash")
     keep = [*ACCOUNT_COLUMNS, "id", "identity_id"]
     return AccountDiff(
-        created=incoming.join(stored, on="native_identity", how="anti"),
-        updated=matched.filter(changed).select(keep),
-        unchanged=matched.filter(~changed).select(keep),
-        removed=stored.join(incoming, on="native_identity", how="anti").select(
-            "id", "native_identity", "identity_id"
+        created=joined.filter(present & ~known).select(ACCOUNT_COLUMNS),
+        updated=joined.filter(present & known & ~same).select(keep),
+        unchanged=joined.filter(present & known & same).select(keep),
+        removed=joined.filter(~present).select(
+            "id", "native_identity", pl.col("stored_hash").alias("content_hash"), "identity_id"
         ),
     )
 
 
-def confirm_updates(result: AccountDiff, stored_text: pl.DataFrame) -> tuple[AccountDiff, pl.DataFrame]:
+def confirm_updates(
+    result: AccountDiff, stored_text: pl.DataFrame
+) -> tuple[AccountDiff, pl.DataFrame]:
     """Move hash mismatches whose stored text is identical to ``unchanged``.
 
     ``stored_text`` has id and attributes for the ``updated`` rows. Returns the corrected
@@ -140,10 +150,9 @@ def confirm_updates(result: AccountDiff, stored_text: pl.DataFrame) -> tuple[Acc
         return result, pl.DataFrame(schema={"id": pl.String, "content_hash": pl.Int64})
     checked = result.updated.join(
         stored_text.rename({"attributes": "stored_text"}), on="id", how="left"
-    )
-    same = pl.col("attributes") == pl.col("stored_text")
-    rehash = checked.filter(same)
-    updated = checked.filter(~same.fill_null(False)).drop("stored_text")
-    unchanged = pl.concat([result.unchanged, rehash.drop("stored_text")])
+    ).with_columns(same=pl.col("record").struct.json_encode() == pl.col("stored_text"))
+    rehash = checked.filter(pl.col("same"))
+    updated = checked.filter(~pl.col("same").fill_null(False)).drop("stored_text", "same")
+    unchanged = pl.concat([result.unchanged, rehash.drop("stored_text", "same")])
     fixed = AccountDiff(result.created, updated, unchanged, result.removed)
     return fixed, rehash.select("id", "content_hash")

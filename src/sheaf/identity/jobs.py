@@ -25,7 +25,7 @@ def load_accounts(ctx: JobContext) -> JobOutcome:
 
     try:
         result = aggregate(
-            ctx.db, ctx.settings.identity, payload["source_id"], file,
+            ctx.db, ctx.settings, payload["source_id"], file,
             optimize=not payload.get("disable_optimization", False), progress=progress,
         )
     except AggregationRefused as refused:

@@ -6,7 +6,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -30,6 +38,8 @@ class Source(Base):
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     modified: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_aggregated: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # names the columnar copy of this source's accounts that matches the table (snapshots.py)
+    snapshot_generation: Mapped[str | None] = mapped_column(String(32))
 
 
 class SourceSchema(Base):

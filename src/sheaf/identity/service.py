@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from sheaf.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
-from sheaf.identity import repository
+from sheaf.identity import repository, snapshots
 from sheaf.identity.jobs import LOAD_ACCOUNTS
 from sheaf.identity.models import Account, Identity, Source, SourceSchema
 from sheaf.jobs.models import Job
@@ -56,6 +56,7 @@ def delete_source(runtime: Runtime, source_id: str) -> None:
             raise NotFound(f"Source {source_id} was not found")
         session.execute(delete(Account).where(Account.source_id == source_id))
         session.delete(source)
+    snapshots.drop(runtime.settings.data_dir, source_id)
 
 
 def schemas(runtime: Runtime, source_id: str) -> list[SourceSchema]:

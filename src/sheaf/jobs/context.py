@@ -33,7 +33,8 @@ class JobContext:
 
     # -- progress and cancellation -------------------------------------------------------
     def progress(
-        self, current: int, total: int | None = None, message: str | None = None, *, force: bool = False
+        self, current: int, total: int | None = None, message: str | None = None,
+        *, force: bool = False,
     ) -> None:
         """Record progress at most every ``progress_interval_seconds``; checks cancellation."""
         now = time.monotonic()

@@ -16,7 +16,7 @@ from sheaf.auth.deps import principal
 from sheaf.errors import BadRequest, NotFound
 from sheaf.jobs import repository
 from sheaf.jobs.models import Job
-from sheaf.jobs.states import JobStatus, TERMINAL
+from sheaf.jobs.states import TERMINAL, JobStatus
 from sheaf.runtime import Runtime, get_runtime
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[Depends(principal)])
@@ -95,7 +95,8 @@ async def job_events(
             if body != last:
                 last = body
                 kind = "end" if JobStatus(job.status) in TERMINAL else "progress"
-                yield f"event: {kind}\nid: {job.updated_at.timestamp()}\ndata: {json.dumps(body)}\n\n"
+                stamp = job.updated_at.timestamp()
+                yield f"event: {kind}\nid: {stamp}\ndata: {json.dumps(body)}\n\n"
                 if kind == "end":
                     return
             if await request.is_disconnected():

@@ -33,7 +33,7 @@ def reap(db: Database) -> list[str]:
                     session, job.id, JobStatus.FAILED, from_=[JobStatus.RUNNING],
                     where=same_lease, message=text, error_code="crashed", finished_at=now,
                     lease_expires_at=None,
-                    messages=list(job.messages) + [{"level": "error", "key": "crashed", "text": text}],
+                    messages=[*job.messages, {"level": "error", "key": "crashed", "text": text}],
                 )
             if ok:
                 log.warning("reaped job %s", job.id)

@@ -131,7 +131,7 @@ class JobService:
             repository.transition(
                 session, job_id, status, from_=[JobStatus.QUEUED, JobStatus.RUNNING],
                 message=message, error_code=code, finished_at=utcnow(), lease_expires_at=None,
-                cancel_requested_at=utcnow(),
+                cancel_requested_at=utcnow(), progress_message=message[:500],
                 messages=list(job.messages) + [{"level": "error", "key": code, "text": message}],
             )
             return repository.get(session, job_id)

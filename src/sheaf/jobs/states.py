@@ -15,7 +15,9 @@ class JobStatus(StrEnum):
 
 
 ACTIVE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
-TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.WARNING, JobStatus.FAILED, JobStatus.CANCELLED})
+TERMINAL = frozenset(
+    {JobStatus.SUCCEEDED, JobStatus.WARNING, JobStatus.FAILED, JobStatus.CANCELLED}
+)
 
 # target status -> statuses it may be reached from
 ALLOWED_FROM: dict[JobStatus, frozenset[JobStatus]] = {

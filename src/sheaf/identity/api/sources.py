@@ -13,9 +13,9 @@ from sheaf.identity import service
 from sheaf.identity.api import wire
 from sheaf.identity.api.deps import source_admin
 from sheaf.identity.models import Source, SourceSchema
+from sheaf.kit.base import new_id
 from sheaf.kit.filters import Field as FilterField
 from sheaf.kit.filters import page, parse_filters, parse_sorters
-from sheaf.kit.base import new_id
 from sheaf.runtime import Runtime, get_runtime
 
 router = APIRouter(tags=["sources"], dependencies=[Depends(source_admin)])

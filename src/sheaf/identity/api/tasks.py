@@ -65,15 +65,16 @@ IDENTITY_JOBS = Job.type.in_(list(JOB_TYPES))
 def _render(runtime: Runtime, jobs: list[Job]) -> list[dict[str, Any]]:
     ids = {j.payload.get("source_id") for j in jobs} - {None}
     with runtime.db.read() as session:
-        names = dict(session.execute(select(Source.id, Source.name).where(Source.id.in_(ids))).all())
+        rows = session.execute(select(Source.id, Source.name).where(Source.id.in_(ids)))
+        names = dict(rows.all())
     return [wire.task_status(j, names.get(j.payload.get("source_id"))) for j in jobs]
 
 
-def _job(runtime: Runtime, task_id: str) -> Job:
+def _job(runtime: Runtime, task_id: str, what: str = "TaskStatus") -> Job:
     with runtime.db.read() as session:
         job = session.get(Job, task_id)
     if job is None or job.type not in JOB_TYPES:
-        raise NotFound(f"TaskStatus with the given id {task_id} was not found")
+        raise NotFound(f"{what} with the given id {task_id} was not found")
     return job
 
 
@@ -162,7 +163,7 @@ async def patch_task_status(
 
 def aggregation_status(id: str, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
     """In-progress account aggregation status; gone an hour after the aggregation ends."""
-    body = wire.aggregation_status(_job(runtime, id))
+    body = wire.aggregation_status(_job(runtime, id, "Account aggregation"))
     if body is None:
         raise NotFound(f"Account aggregation {id} finished more than an hour ago")
     return body

@@ -12,7 +12,6 @@ from alembic import op
 
 import sheaf.kit.base
 
-
 revision: str = '3c2a7a26d966'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -77,6 +76,7 @@ def upgrade() -> None:
     sa.Column('created', sheaf.kit.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('modified', sheaf.kit.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_aggregated', sheaf.kit.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('snapshot_generation', sa.String(length=32), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_source')),
     sa.UniqueConstraint('name', name=op.f('uq_source_name'))
     )

@@ -1,0 +1,62 @@
+"""A columnar copy of each source's stored accounts, so the next aggregation can diff
+without reading 10^6 rows back out of the database.
+
+The database stays the truth. The copy is (id, native_identity, content_hash,
+identity_id) as Parquet, named by a generation token that the aggregation writes to the
+source row in the same transaction as the accounts. It is used only while its
+generation matches the source's; anything else (a crash between commit and write, a
+deleted file, an older copy) falls back to reading the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import polars as pl
+
+from sheaf.identity.engine import STORED_SCHEMA
+
+log = logging.getLogger(__name__)
+
+
+def _path(root: Path, source_id: str, generation: str) -> Path:
+    return root / "snapshots" / source_id / f"{generation}.parquet"
+
+
+def load(root: Path, source_id: str, generation: str | None) -> pl.DataFrame | None:
+    if generation is None:
+        return None
+    path = _path(root, source_id, generation)
+    try:
+        frame = pl.read_parquet(path)
+    except (FileNotFoundError, OSError, pl.exceptions.PolarsError):
+        return None
+    if dict(frame.schema) != STORED_SCHEMA:
+        return None
+    return frame
+
+
+def save(root: Path, source_id: str, generation: str, state: pl.DataFrame) -> None:
+    """Write the copy for ``generation`` and drop older ones. Failure only costs speed."""
+    path = _path(root, source_id, generation)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".part")
+        state.select(list(STORED_SCHEMA)).write_parquet(tmp, compression="lz4")
+        os.replace(tmp, path)
+        for old in path.parent.iterdir():
+            if old != path:
+                old.unlink(missing_ok=True)
+    except OSError:
+        log.warning("could not write the account snapshot of source %s", source_id,
+                    exc_info=True)
+
+
+def drop(root: Path, source_id: str) -> None:
+    folder = root / "snapshots" / source_id
+    if folder.is_dir():
+        for file in folder.iterdir():
+            file.unlink(missing_ok=True)
+        folder.rmdir()

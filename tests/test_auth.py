@@ -1,0 +1,276 @@
+"""Authentication and authorisation as SailPoint clients see them: /oauth/token, bearer
+JWTs (missing, forged, expired), authorities, the per-version rate limit, and credentials
+stored only as hashes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jwt
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from sheaf.app import create_app
+from sheaf.auth import credentials
+from sheaf.auth.models import Credential
+from sheaf.cli import app as cli
+from sheaf.config import Settings
+from sheaf.runtime import Runtime
+
+SECRET = "test-secret-key-of-sufficient-length-32b"  # jwt_secret of the test settings
+CSV = b"id,name\na1,Ann\n"
+
+Headers = dict[str, str]
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+def new_credential(runtime: Runtime, *authorities: str) -> tuple[str, str]:
+    """A stored credential: (client_id, plain secret)."""
+    with runtime.db.write() as session:
+        cred, secret = credentials.create(session, "test", list(authorities or ["ORG_ADMIN"]))
+        return cred.client_id, secret
+
+
+def bearer(token: str) -> Headers:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def signed(claims: dict[str, Any], key: str = SECRET) -> str:
+    return jwt.encode(claims, key, algorithm="HS256")
+
+
+def claims(client_id: str = "someone", *, expires_in: int = 600) -> dict[str, Any]:
+    return {"client_id": client_id, "authorities": ["ORG_ADMIN"], "scope": ["sp:scopes:all"],
+            "exp": int(time.time()) + expires_in}
+
+
+def assert_401(response: Any) -> str:
+    """401 with SailPoint's bare {"error": ...} body; returns the error text."""
+    assert response.status_code == 401, response.text
+    body = response.json()
+    assert set(body) == {"error"} and isinstance(body["error"], str), body
+    return str(body["error"])
+
+
+def assert_error_dto(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"detailCode", "trackingId", "messages", "causes"}, body
+    assert body["detailCode"].startswith(str(status))
+    assert re.fullmatch(r"[0-9a-f]{32}", body["trackingId"])
+    assert all(set(m) == {"locale", "localeOrigin", "text"} for m in body["messages"])
+    return dict(body)
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+# --- /oauth/token ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("where", ["form", "query"])
+def test_token_from_form_fields_or_query_parameters(
+    where: str, client: TestClient, runtime: Runtime,
+) -> None:
+    client_id, secret = new_credential(runtime, "SOURCE_ADMIN")
+    fields = {"grant_type": "client_credentials", "client_id": client_id,
+              "client_secret": secret}
+    if where == "form":
+        response = client.post("/oauth/token", data=fields)
+    else:
+        response = client.post("/oauth/token", params=fields)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["token_type"] == "bearer"
+    assert isinstance(body["expires_in"], int) and body["expires_in"] > 0
+    assert isinstance(body["scope"], str) and body["scope"]
+    decoded = jwt.decode(body["access_token"], SECRET, algorithms=["HS256"])
+    assert decoded["client_id"] == client_id
+    assert decoded["authorities"] == ["SOURCE_ADMIN"]
+    assert client.get("/v3/sources", headers=bearer(body["access_token"])).status_code == 200
+
+
+@pytest.mark.parametrize("case", ["wrong secret", "unknown client", "no secret"])
+def test_bad_client_credentials_are_401(case: str, client: TestClient, runtime: Runtime) -> None:
+    client_id, secret = new_credential(runtime)
+    fields = {"grant_type": "client_credentials", "client_id": client_id,
+              "client_secret": secret}
+    if case == "wrong secret":
+        fields["client_secret"] = secret[:-1] + ("0" if secret[-1] != "0" else "1")
+    elif case == "unknown client":
+        fields["client_id"] = "f" * 32
+    else:
+        del fields["client_secret"]
+    response = client.post("/oauth/token", data=fields)
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == "invalid_client"
+    assert "access_token" not in response.json()
+
+
+@pytest.mark.parametrize("grant", ["password", "authorization_code", None])
+def test_unsupported_grant_type_is_400(grant: str | None, client: TestClient,
+                                       runtime: Runtime) -> None:
+    client_id, secret = new_credential(runtime)
+    fields = {"client_id": client_id, "client_secret": secret}
+    if grant:
+        fields["grant_type"] = grant
+    response = client.post("/oauth/token", data=fields)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "unsupported_grant_type"
+
+
+# --- bearer tokens ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer "},
+                                     {"Authorization": "Basic dXNlcjpwYXNz"}])
+def test_missing_bearer_token_is_401(headers: Headers, client: TestClient) -> None:
+    assert_401(client.get("/v3/sources", headers=headers))
+    assert_401(client.post("/v2025/sources/x/load-accounts", headers=headers,
+                           files={"file": ("a.csv", CSV)}))
+
+
+def test_token_signed_with_another_key_is_401(client: TestClient, runtime: Runtime) -> None:
+    client_id, _ = new_credential(runtime)
+    forged = signed(claims(client_id), key="another-secret-key-of-sufficient-length")
+    assert "JWT validation failed" in assert_401(client.get("/v3/sources",
+                                                            headers=bearer(forged)))
+
+
+def test_token_with_tampered_payload_is_401(client: TestClient, make_token: Callable[..., str],
+                                            ) -> None:
+    token = make_token("HELPDESK")
+    header, payload, signature = token.split(".")
+    body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    body["authorities"] = ["ORG_ADMIN"]
+    tampered = ".".join([header, b64(json.dumps(body).encode()), signature])
+    assert "JWT validation failed" in assert_401(client.get("/v3/sources",
+                                                            headers=bearer(tampered)))
+
+
+def test_unsigned_token_is_401(client: TestClient) -> None:
+    none_alg = jwt.encode(claims(), key=None, algorithm="none")  # type: ignore[arg-type]
+    assert_401(client.get("/v3/sources", headers=bearer(none_alg)))
+
+
+def test_expired_token_is_401(client: TestClient, runtime: Runtime) -> None:
+    client_id, _ = new_credential(runtime)
+    expired = signed(claims(client_id, expires_in=-60))
+    response = client.get("/v3/sources", headers=bearer(expired))
+    assert assert_401(response) == "JWT validation failed: JWT is expired"
+
+
+def test_token_without_client_id_is_401(client: TestClient) -> None:
+    no_client = claims()
+    del no_client["client_id"]
+    assert_401(client.get("/v3/sources", headers=bearer(signed(no_client))))
+
+
+# --- authorities -----------------------------------------------------------------------
+
+def test_missing_authority_is_403(client: TestClient, make_token: Callable[..., str],
+                                  make_source: Callable[..., dict[str, Any]]) -> None:
+    source_id = make_source()["id"]
+    helpdesk = bearer(make_token("HELPDESK"))
+    refused = [
+        client.get("/v3/sources", headers=helpdesk),
+        client.post("/v3/sources", headers=helpdesk,
+                    json={"name": "X", "connector": "delimited-file"}),
+        client.post(f"/v2025/sources/{source_id}/load-accounts", headers=helpdesk,
+                    files={"file": ("a.csv", CSV)}),
+    ]
+    for response in refused:
+        body = assert_error_dto(response, 403)
+        assert "HELPDESK" in body["messages"][0]["text"]
+    # and the refused load-accounts started nothing
+    tasks = client.get("/v2025/task-status", headers=helpdesk)
+    assert tasks.status_code == 200 and tasks.json() == []
+
+
+def test_source_subadmin_may_load_accounts(client: TestClient, make_token: Callable[..., str],
+                                           make_source: Callable[..., dict[str, Any]]) -> None:
+    source_id = make_source()["id"]
+    response = client.post(f"/v2025/sources/{source_id}/load-accounts",
+                           headers=bearer(make_token("SOURCE_SUBADMIN")),
+                           files={"file": ("a.csv", CSV)})
+    assert response.status_code == 202, response.text
+
+
+# --- rate limit ------------------------------------------------------------------------
+
+@pytest.fixture
+def limited(settings: Settings) -> Iterator[tuple[TestClient, Runtime]]:
+    """The real app with a budget of 3 requests per 10 s per client and API version."""
+    auth = settings.auth.model_copy(update={"rate_limit_requests": 3,
+                                            "rate_limit_window_seconds": 10.0})
+    rt = Runtime.build(settings.model_copy(update={"auth": auth}))
+    with TestClient(create_app(runtime=rt), raise_server_exceptions=False) as c:
+        yield c, rt
+    rt.close()
+
+
+def token_for(client: TestClient, runtime: Runtime) -> str:
+    client_id, secret = new_credential(runtime)
+    response = client.post("/oauth/token", data={
+        "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret})
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def test_rate_limit_per_client_and_api_version(limited: tuple[TestClient, Runtime]) -> None:
+    client, runtime = limited
+    headers = bearer(token_for(client, runtime))
+    for _ in range(3):
+        assert client.get("/v3/sources", headers=headers).status_code == 200
+    refused = client.get("/v3/sources", headers=headers)
+    assert refused.status_code == 429
+    assert refused.json() == {"message": " Rate Limit Exceeded "}
+    assert refused.headers["Retry-After"].isdigit()
+    assert 1 <= int(refused.headers["Retry-After"]) <= 10
+    # another API version has its own budget, and so has another client
+    assert client.get("/v2025/identities", headers=headers).status_code == 200
+    other = bearer(token_for(client, runtime))
+    assert client.get("/v3/sources", headers=other).status_code == 200
+    # the limited client is still refused on /v3
+    assert client.get("/v3/accounts", headers=headers).status_code == 429
+
+
+def test_rate_limit_does_not_apply_to_the_token_endpoint(
+    limited: tuple[TestClient, Runtime],
+) -> None:
+    client, runtime = limited
+    for _ in range(5):
+        token_for(client, runtime)
+
+
+# --- stored credentials ----------------------------------------------------------------
+
+def test_cli_created_credential_stores_only_a_hash(
+    client: TestClient, runtime: Runtime, settings: Settings,
+) -> None:
+    env = {"SHEAF_DATA_DIR": str(settings.data_dir), "SHEAF_AUTH__JWT_SECRET": SECRET}
+    if settings.database_url:
+        env["SHEAF_DATABASE_URL"] = settings.database_url
+    result = CliRunner().invoke(cli, ["credentials", "create", "ci", "-a", "SOURCE_ADMIN",
+                                      "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.stdout)
+    secret = created["client_secret"]
+    with runtime.db.read() as session:
+        row = session.execute(select(Credential).where(
+            Credential.client_id == created["client_id"])).scalar_one()
+        stored = row.secret_hash
+    assert secret not in stored
+    assert stored.startswith("scrypt$")
+    assert secret.encode().hex() not in stored
+    response = client.post("/oauth/token", params={
+        "grant_type": "client_credentials", "client_id": created["client_id"],
+        "client_secret": secret})
+    assert response.status_code == 200, response.text
