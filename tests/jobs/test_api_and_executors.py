@@ -127,3 +127,24 @@ def test_events_stream_progress_until_the_end(local_runtime: Runtime, auth_for) 
         assert events[-1][0] == "end" and events[-1][1]["status"] == JobStatus.SUCCEEDED.value
         currents = [e[1]["progress"]["current"] for e in events[:-1]]
         assert currents == sorted(currents)
+
+
+def test_two_servers_sharing_a_database_run_each_job_once(settings: Settings) -> None:
+    from tests.jobs.test_core import CALLS
+
+    settings = settings.model_copy(deep=True)
+    settings.jobs.executor = "local"
+    settings.jobs.reaper_interval_seconds = 0.05
+    first, second = Runtime.build(settings), Runtime.build(settings)
+    # Both see every job: the second through its maintenance loop, the first directly.
+    second.executor.start()
+    first.executor.start()
+    CALLS.clear()
+    try:
+        jobs = [first.jobs.submit("test.echo", {"n": i}) for i in range(30)]
+        for job in jobs:
+            wait_for(first, job.id, "succeeded")
+    finally:
+        first.close()
+        second.close()
+    assert sorted(CALLS) == sorted(j.id for j in jobs)  # each exactly once
