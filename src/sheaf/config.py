@@ -13,6 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 class JobSettings(BaseModel):
     executor: Literal["local", "inline"] = "local"
+    # local executor: run jobs in worker processes (default) or threads of the API process
+    isolation: Literal["process", "thread"] = "process"
     workers: int = Field(default=2, ge=1, le=64)
     lease_seconds: float = Field(default=120.0, gt=0)
     heartbeat_seconds: float = Field(default=10.0, gt=0)

@@ -20,6 +20,7 @@ from tests.jobs.test_core import GATE, STARTED
 def local_runtime(settings: Settings) -> Iterator[Runtime]:
     settings = settings.model_copy(deep=True)
     settings.jobs.executor = "local"
+    settings.jobs.isolation = "thread"  # the handlers and their events live in this process
     settings.jobs.reaper_interval_seconds = 0.2
     rt = Runtime.build(settings)
     yield rt
@@ -59,6 +60,7 @@ def test_local_executor_picks_up_jobs_left_queued(settings: Settings) -> None:
     # A job queued while no worker ran (e.g. before a restart) runs once one starts.
     settings = settings.model_copy(deep=True)
     settings.jobs.executor = "local"
+    settings.jobs.isolation = "thread"  # the handlers and their events live in this process
     first = Runtime.build(settings)
     first.executor.submit = lambda job_id: None  # type: ignore[method-assign]
     job = first.jobs.submit("test.echo", {"n": 5})
@@ -134,6 +136,7 @@ def test_two_servers_sharing_a_database_run_each_job_once(settings: Settings) ->
 
     settings = settings.model_copy(deep=True)
     settings.jobs.executor = "local"
+    settings.jobs.isolation = "thread"  # the handlers and their events live in this process
     settings.jobs.reaper_interval_seconds = 0.05
     first, second = Runtime.build(settings), Runtime.build(settings)
     # Both see every job: the second through its maintenance loop, the first directly.

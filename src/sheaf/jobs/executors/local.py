@@ -1,4 +1,9 @@
-"""Worker threads beside the API, so a long aggregation never stalls HTTP.
+"""Workers beside the API, so a long aggregation never stalls HTTP.
+
+By default each job runs in a worker *process*: an aggregation is CPU- and write-heavy
+Python, and in a thread it would fight the API's request handlers for the GIL (sqlite3
+gives the GIL back for every row it writes, then waits to get it back). ``isolation =
+"thread"`` keeps jobs in-process, for tests whose handlers live in the test module.
 
 A maintenance thread runs the reaper and re-offers queued jobs whose time has come
 (retries after backoff, jobs left queued by a restart): the database, not this
@@ -8,12 +13,15 @@ process's memory, decides what is pending.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import queue
 import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from sheaf.config import Settings
 from sheaf.db import Database
-from sheaf.jobs import repository
+from sheaf.jobs import repository, worker
 from sheaf.jobs.reaper import reap
 from sheaf.jobs.runner import run_job
 
@@ -30,6 +38,7 @@ class LocalExecutor:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._pool: ProcessPoolExecutor | None = None
 
     @property
     def capacity(self) -> int:
@@ -58,6 +67,34 @@ class LocalExecutor:
         if graceful:
             for t in self._threads:
                 t.join(timeout=30)
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=graceful, cancel_futures=True)
+                self._pool = None
+
+    def _run(self, job_id: str) -> None:
+        if self.settings.jobs.isolation == "thread":
+            run_job(self.db, job_id, self.settings)
+            return
+        try:
+            self._process_pool().submit(worker.run, job_id).result()
+        except BrokenProcessPool:
+            # A worker died mid-job (killed, out of memory). Its lease will expire and the
+            # reaper requeues the job; start a fresh pool for what comes next.
+            log.error("worker process died while running job %s", job_id)
+            with self._lock:
+                self._pool = None
+
+    def _process_pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.settings.jobs.workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=worker.start,
+                    initargs=(self.settings.model_dump_json(),),
+                )
+            return self._pool
 
     def _work(self) -> None:
         while True:
@@ -67,7 +104,7 @@ class LocalExecutor:
             with self._lock:
                 self._offered.discard(job_id)
             try:
-                run_job(self.db, job_id, self.settings)
+                self._run(job_id)
             except Exception:
                 log.exception("executor could not run job %s", job_id)
 
