@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import polars as pl
+import pyarrow as pa
 from sqlalchemy import Connection, update
 
 from sheaf.config import Settings
@@ -76,15 +77,19 @@ def aggregate(
         raise AggregationRefused("invalid_file", str(exc)) from None
     schema, learned = _schema_for(schema_row, parsed.columns)
     snap = snapshot(parsed.frame, schema)
+    accounts, ignored = snap.accounts, snap.ignored_rows
+    # Only line numbers are needed from the file now: let the parsed rows go.
+    parsed = replace(parsed, frame=parsed.frame.clear())
+    del snap
+    pa.default_memory_pool().release_unused()
     warnings = []
-    if snap.ignored_rows:
-        lines = parsed.line_numbers(snap.ignored_rows[: csvfile.MAX_REPORTED])
+    if ignored:
+        lines = parsed.line_numbers(ignored[: csvfile.MAX_REPORTED])
         warnings.append(
-            f"{len(snap.ignored_rows)} rows have no value for the account ID attribute "
+            f"{len(ignored)} rows have no value for the account ID attribute "
             f"'{schema.identity_attribute}' and were ignored (lines "
-            f"{', '.join(map(str, lines))}{', ...' if len(snap.ignored_rows) > len(lines) else ''})"
+            f"{', '.join(map(str, lines))}{', ...' if len(ignored) > len(lines) else ''})"
         )
-    accounts = snap.accounts
     progress(0, accounts.height, "Comparing with stored accounts")
 
     stored = snapshots.load(settings.data_dir, source_id, source.snapshot_generation)
@@ -93,6 +98,7 @@ def aggregate(
         if stored is None:
             stored = repository.stored_accounts(conn, source_id)
         result = diff(accounts, stored)
+        del accounts
         result, rehash = confirm_updates(
             result, repository.stored_texts(conn, result.updated["id"].to_list())
         )
@@ -110,7 +116,7 @@ def aggregate(
         removed = removed.clear()
 
     changes = result.created.height + result.updated.height + removed.height
-    progress(accounts.height, accounts.height, f"Applying {changes} account changes")
+    progress(result.total, result.total, f"Applying {changes} account changes")
     generation = new_id()
     with db.write() as session:
         conn = session.connection()
@@ -129,7 +135,7 @@ def aggregate(
         "applications": source.name,
         "total": result.total,
         "optimizedAggregation": "enabled" if optimize else "disabled",
-        "ignored": len(snap.ignored_rows),
+        "ignored": len(ignored),
         "optimized": result.unchanged.height if optimize else 0,
         "created": result.created.height,
         "updated": result.updated.height,
@@ -197,14 +203,9 @@ def _apply(
     """Write the diff; returns the source's accounts as they now stand (STORED_SCHEMA)."""
     now = bulk.timestamp(conn, utcnow())
     new_identities = correlated.new_identities
-    bulk.insert_frame(
-        conn,
-        "identity",
-        new_identities.select(
-            "id", "name", "attributes", pl.lit(source_id).alias("source_id"),
-            pl.lit(now).alias("created"), pl.lit(now).alias("modified"),
-        ),
-    )
+    stamps = {"created": now, "modified": now}
+    bulk.insert_frame(conn, "identity", new_identities.select("id", "name", "attributes"),
+                      constants={"source_id": source_id, **stamps})
     # identity for each correlated account: a found link, else its new identity
     links = pl.concat([
         correlated.links,
@@ -212,11 +213,11 @@ def _apply(
     ])
     created = encode(result.created).join(links, on="native_identity", how="left")
     created_rows = created.select(
-        new_ids(created.height).alias("id"), pl.lit(source_id).alias("source_id"),
-        "native_identity", "name", "attributes", "content_hash", "identity_id",
-        pl.lit(now).alias("created"), pl.lit(now).alias("modified"),
+        new_ids(created.height).alias("id"), "native_identity", "name", "attributes",
+        "content_hash", "identity_id",
     )
-    bulk.insert_frame(conn, "account", created_rows)
+    bulk.insert_frame(conn, "account", created_rows,
+                      constants={"source_id": source_id, **stamps})
     updated = encode(result.updated).join(
         links.rename({"identity_id": "new_identity"}), on="native_identity", how="left"
     )

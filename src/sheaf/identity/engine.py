@@ -119,23 +119,43 @@ def encode(accounts: pl.DataFrame) -> pl.DataFrame:
 
 def diff(incoming: pl.DataFrame, stored: pl.DataFrame) -> AccountDiff:
     """Classify incoming accounts against stored ones (id, native_identity, content_hash,
-    identity_id) with one join. Updates are hash-based here; see ``confirm_updates``."""
-    joined = incoming.join(
+    identity_id). Updates are hash-based here; see ``confirm_updates``.
+
+    Only the narrow key columns are joined; the wide attribute records are then picked by
+    row number, and not copied at all when every account falls in one class (a first load,
+    an unchanged reload).
+    """
+    keys = incoming.select("native_identity", "content_hash").with_row_index("_row")
+    joined = keys.join(
         stored.rename({"content_hash": "stored_hash"}).with_columns(stored=pl.lit(True)),
         on="native_identity", how="full", coalesce=True,
     )
-    present = pl.col("content_hash").is_not_null()
+    present = pl.col("_row").is_not_null()
     known = pl.col("stored").is_not_null()
     same = pl.col("content_hash") == pl.col("stored_hash")
-    keep = [*ACCOUNT_COLUMNS, "id", "identity_id"]
+    ids = ["_row", "id", "identity_id"]
     return AccountDiff(
-        created=joined.filter(present & ~known).select(ACCOUNT_COLUMNS),
-        updated=joined.filter(present & known & ~same).select(keep),
-        unchanged=joined.filter(present & known & same).select(keep),
+        created=_pick(incoming, joined.filter(present & ~known).select("_row")),
+        updated=_pick(incoming, joined.filter(present & known & ~same).select(ids)),
+        unchanged=_pick(incoming, joined.filter(present & known & same).select(ids)),
         removed=joined.filter(~present).select(
             "id", "native_identity", pl.col("stored_hash").alias("content_hash"), "identity_id"
         ),
     )
+
+
+def _pick(incoming: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+    """The incoming accounts at ``rows["_row"]``, with the other columns of ``rows``."""
+    extra = rows.drop("_row")
+    if rows.height == incoming.height:
+        picked = incoming  # every row, in order: the join kept the incoming order
+        if extra.width and not rows["_row"].equals(
+            pl.Series("_row", range(incoming.height), dtype=rows["_row"].dtype)
+        ):
+            picked = incoming[rows["_row"]]
+    else:
+        picked = incoming[rows["_row"]]
+    return pl.concat([picked, extra], how="horizontal") if extra.width else picked
 
 
 def confirm_updates(

@@ -57,24 +57,34 @@ def fetch_by_ids(
     return pl.concat(frames)
 
 
-def insert_frame(conn: Connection, table: str, frame: pl.DataFrame) -> None:
+def insert_frame(
+    conn: Connection, table: str, frame: pl.DataFrame, constants: dict[str, str] | None = None
+) -> None:
+    """Insert every row of ``frame``; ``constants`` are columns equal on every row (written
+    into the statement once rather than bound once per row)."""
     if frame.height == 0:
         return
-    columns = ", ".join(frame.columns)
+    constants = constants or {}
     raw = conn.connection.driver_connection
     if _is_sqlite(conn):
-        marks = ", ".join("?" * frame.width)
-        sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+        columns = ", ".join([*frame.columns, *constants])
+        values = ", ".join(["?"] * frame.width + [_literal(v) for v in constants.values()])
+        sql = f"INSERT INTO {table} ({columns}) VALUES ({values})"
         for batch in frame.iter_slices(BATCH):
             raw.executemany(sql, batch.iter_rows())  # type: ignore[union-attr]
         return
+    frame = frame.with_columns(pl.lit(v, dtype=pl.String).alias(k) for k, v in constants.items())
     with raw.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
-        f"COPY {table} ({columns}) FROM STDIN (FORMAT csv)"
+        f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN (FORMAT csv)"
     ) as copy:
         for batch in frame.iter_slices(BATCH):
             buffer = io.BytesIO()
             batch.write_csv(buffer, include_header=False, null_value="", quote_style="non_numeric")
             copy.write(buffer.getvalue())
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def execute_frame(conn: Connection, sql: str, frame: pl.DataFrame) -> None:
