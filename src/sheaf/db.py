@@ -3,6 +3,10 @@
 SQLite gets WAL (readers never wait for the writer), a busy timeout, foreign keys, and
 ``BEGIN IMMEDIATE`` for write transactions: a deferred transaction that later tries to
 write can fail at once with "database is locked" instead of waiting its turn.
+
+Automatic WAL checkpoints are off: SQLite runs them inside whichever commit crosses the
+threshold, so a status update would pay for copying a big aggregation's pages back into
+the database. The job executor checkpoints between jobs instead (``Database.checkpoint``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
         if immediate:  # bulk aggregation writes touch many index pages
             cursor.execute("PRAGMA cache_size=-65536")
         cursor.close()
@@ -69,7 +74,23 @@ class Database:
         with self._write() as session, session.begin():
             yield session
 
+    def checkpoint(self, mode: str = "PASSIVE") -> None:
+        """Copy committed WAL pages back into the database file (SQLite only)."""
+        if not self.is_sqlite:
+            return
+        # On the raw connection: inside a transaction SQLite would refuse to checkpoint.
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+        finally:
+            raw.close()
+
     def dispose(self) -> None:
+        try:
+            self.checkpoint("TRUNCATE")
+        except Exception:  # a busy database keeps its WAL until the next checkpoint
+            pass
         self.engine.dispose()
         if self.write_engine is not self.engine:
             self.write_engine.dispose()

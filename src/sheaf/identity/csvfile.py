@@ -37,7 +37,7 @@ class InvalidFile(Exception):
 class ParsedFile:
     path: Path
     delimiter: str
-    frame: pl.DataFrame  # every column a string; "" for a blank field
+    frame: pl.DataFrame  # every column a string; null for a blank field
     columns: list[str]
 
     def line_numbers(self, row_indexes: list[int]) -> list[int]:
@@ -96,8 +96,9 @@ def read(path: Path, *, delimiter: str = ",", max_field_bytes: int) -> ParsedFil
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in columns},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
+                null_values=[""],  # a blank field, quoted or not, is null
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
             ),
         )
     except pa.ArrowInvalid as exc:

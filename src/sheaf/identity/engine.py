@@ -35,7 +35,7 @@ class AccountSchema:
 @dataclass(frozen=True)
 class Snapshot:
     accounts: pl.DataFrame  # ACCOUNT_COLUMNS, one row per account
-    ignored_rows: list[int] = field(default_factory=list)  # rows with a blank account id
+    ignored_rows: list[int] = field(default_factory=list)  # row numbers with no account id
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class AccountDiff:
 
 
 def snapshot(frame: pl.DataFrame, schema: AccountSchema) -> Snapshot:
-    """Turn parsed rows (all strings, "" for blank) into one row per account.
+    """Turn parsed rows (all strings, null for a blank field) into one row per account.
 
     Rows sharing an account id merge: a multi-valued attribute collects the distinct
     values in file order, a single-valued one keeps its first non-blank value.
@@ -61,24 +61,25 @@ def snapshot(frame: pl.DataFrame, schema: AccountSchema) -> Snapshot:
     multi = [a for a in attrs if a in schema.multi_valued]
     missing = [a for a in attrs if a not in frame.columns]
     frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(a) for a in missing)
-    frame = frame.select(attrs).with_row_index("_row").with_columns(
-        pl.when(pl.col(a).str.len_bytes() > 0).then(pl.col(a)).alias(a) for a in attrs
-    )
-    blank = frame.filter(pl.col(key).is_null())
-    frame = frame.filter(pl.col(key).is_not_null())
+    frame = frame.select(attrs)
+    # Filtering copies every column, so it is done only when there is something to drop.
+    blank_rows = frame.select(pl.arg_where(pl.col(key).is_null()))[key].to_list()
+    if blank_rows:
+        frame = frame.filter(pl.col(key).is_not_null())
 
-    repeated = pl.col(key).is_duplicated()
-    single = (
-        frame.filter(~repeated)
-        .with_columns(
+    repeated = frame.select(pl.col(key).is_duplicated())[key]
+    any_repeated = bool(repeated.any())
+    single = frame.filter(~repeated) if any_repeated else frame
+    if multi:
+        single = single.with_columns(
             pl.when(pl.col(a).is_null())
             .then(pl.lit([], dtype=pl.List(pl.String)))
             .otherwise(pl.concat_list(pl.col(a)))
             .alias(a)
             for a in multi
         )
-        .select(attrs)
-    )
+    if not any_repeated:
+        return _finish(single, schema, blank_rows)
     merged = (
         frame.filter(repeated)
         .group_by(key, maintain_order=True)
@@ -93,10 +94,12 @@ def snapshot(frame: pl.DataFrame, schema: AccountSchema) -> Snapshot:
         )
         .select(attrs)
     )
-    accounts = pl.concat([single, merged], how="vertical_relaxed") if merged.height else single
+    return _finish(pl.concat([single, merged], how="vertical_relaxed"), schema, blank_rows)
 
-    display = schema.display_attribute
-    if display in multi:
+
+def _finish(accounts: pl.DataFrame, schema: AccountSchema, blank_rows: list[int]) -> Snapshot:
+    key, display, attrs = schema.identity_attribute, schema.display_attribute, schema.attributes
+    if display in schema.multi_valued:
         name = pl.col(display).list.first()
     elif display in attrs:
         name = pl.col(display)
@@ -107,7 +110,7 @@ def snapshot(frame: pl.DataFrame, schema: AccountSchema) -> Snapshot:
         pl.coalesce(name, pl.col(key)).alias("name"),
         pl.struct(attrs).alias("record"),
     ).with_columns(content_hash=pl.col("record").hash(seed=HASH_SEED).reinterpret(signed=True))
-    return Snapshot(accounts, blank["_row"].to_list())
+    return Snapshot(accounts, blank_rows)
 
 
 def encode(accounts: pl.DataFrame) -> pl.DataFrame:

@@ -105,6 +105,7 @@ class LocalExecutor:
                 self._offered.discard(job_id)
             try:
                 self._run(job_id)
+                self.db.checkpoint()
             except Exception:
                 log.exception("executor could not run job %s", job_id)
 
@@ -114,6 +115,7 @@ class LocalExecutor:
             first = False
             try:
                 reap(self.db)
+                self.db.checkpoint()
                 with self.db.read() as session:
                     ready = repository.ready_ids(session)
                 for job_id in ready:
