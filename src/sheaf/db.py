@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -87,10 +87,8 @@ class Database:
             raw.close()
 
     def dispose(self) -> None:
-        try:
+        with suppress(Exception):  # a busy database keeps its WAL until the next checkpoint
             self.checkpoint("TRUNCATE")
-        except Exception:  # a busy database keeps its WAL until the next checkpoint
-            pass
         self.engine.dispose()
         if self.write_engine is not self.engine:
             self.write_engine.dispose()
