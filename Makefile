@@ -25,6 +25,7 @@ test: install lint services test-sqlite test-postgres
 
 lint:
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy src
 
 services:
 	bash scripts/services.sh

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from sheaf.kit.base import new_id
 
@@ -19,7 +19,7 @@ class BlobStore:
             raise ValueError(f"bad blob key {key!r}")
         return self.root / key
 
-    def put_stream(self, stream: BinaryIO, limit: int) -> tuple[str, int]:
+    def put_stream(self, stream: IO[bytes], limit: int) -> tuple[str, int]:
         """Copy a stream into a new blob; raises OverflowError past ``limit`` bytes."""
         self.root.mkdir(parents=True, exist_ok=True)
         key = new_id()

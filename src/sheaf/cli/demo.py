@@ -46,7 +46,7 @@ def demo() -> None:
             console.print(f"source [bold]{name}[/] {source_id} "
                           f"({'created' if created else 'already there'})")
             if created and multi:
-                _mark_multi(rt, source_id, filename, {m["name"] for m in multi})
+                _mark_multi(rt, source_id, filename, {str(m["name"]) for m in multi})
             data = resources.files("sheaf.demo").joinpath(filename)
             with data.open("rb") as stream:
                 job = service.load_accounts(rt, source_id, stream, disable_optimization=False,

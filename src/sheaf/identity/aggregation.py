@@ -146,17 +146,20 @@ def aggregate(
     return AggregationResult(counters, warnings)
 
 
-def _schema_for(row: SourceSchema, columns: list[str]) -> tuple[AccountSchema, list | None]:
+def _schema_for(
+    row: SourceSchema, columns: list[str]
+) -> tuple[AccountSchema, list[dict[str, Any]] | None]:
     """The account schema to read with, and the attribute list learned from the header
     when the schema had none yet."""
-    learned = None
+    learned: list[dict[str, Any]] | None = None
+    attributes: list[dict[str, Any]]
     if not row.attributes:
         learned = [{"name": c, "type": "STRING", "isMulti": False, "isEntitlement": False,
                     "isGroup": False, "description": None} for c in columns]
         attributes = learned
     else:
         attributes = row.attributes
-    names = [a["name"] for a in attributes]
+    names = [str(a["name"]) for a in attributes]
     if row.identity_attribute not in columns:
         raise AggregationRefused(
             "invalid_file",
@@ -170,7 +173,7 @@ def _schema_for(row: SourceSchema, columns: list[str]) -> tuple[AccountSchema, l
             f"The header has columns that are not in the source's account schema: "
             f"{', '.join(unknown)}. Add them to the schema or remove them from the file",
         )
-    multi = frozenset(a["name"] for a in attributes if a.get("isMulti"))
+    multi = frozenset(str(a["name"]) for a in attributes if a.get("isMulti"))
     return AccountSchema(row.identity_attribute, row.display_attribute, names, multi), learned
 
 

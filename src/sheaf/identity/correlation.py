@@ -33,7 +33,9 @@ def correlate(
 ) -> Correlated:
     """``candidates`` has native_identity, name and the attributes ``record`` struct."""
     pending = candidates.select("native_identity", "name", "record")
-    fields = {f.name: f.dtype for f in pending.schema["record"].fields}  # type: ignore[union-attr]
+    record = pending.schema["record"]
+    assert isinstance(record, pl.Struct)
+    fields = {f.name: f.dtype for f in record.fields}
     found: list[pl.DataFrame] = []
     for pair in pairs:
         if pending.height == 0:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -76,6 +76,7 @@ def put_schema(runtime: Runtime, source_id: str, schema_id: str | None,
         if repository.get_source(session, source_id) is None:
             raise NotFound(f"Source {source_id} was not found")
         now = utcnow()
+        row: SourceSchema | None
         if schema_id is None:
             row = SourceSchema(id=new_id(), source_id=source_id, created=now, **values)
             session.add(row)
@@ -102,7 +103,7 @@ def put_schema(runtime: Runtime, source_id: str, schema_id: str | None,
 
 
 def load_accounts(
-    runtime: Runtime, source_id: str, stream: BinaryIO | None, *, disable_optimization: bool,
+    runtime: Runtime, source_id: str, stream: IO[bytes] | None, *, disable_optimization: bool,
     launcher: str, idempotency_key: str | None = None,
 ) -> Job:
     """Store the upload and queue an aggregation. A source that is already aggregating gets

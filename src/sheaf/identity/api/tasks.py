@@ -67,7 +67,7 @@ def _render(runtime: Runtime, jobs: list[Job]) -> list[dict[str, Any]]:
     with runtime.db.read() as session:
         rows = session.execute(select(Source.id, Source.name).where(Source.id.in_(ids)))
         names = dict(rows.all())
-    return [wire.task_status(j, names.get(j.payload.get("source_id"))) for j in jobs]
+    return [wire.task_status(j, names.get(str(j.payload.get("source_id")))) for j in jobs]
 
 
 def _job(runtime: Runtime, task_id: str, what: str = "TaskStatus") -> Job:
