@@ -19,23 +19,34 @@ class BlobStore:
             raise ValueError(f"bad blob key {key!r}")
         return self.root / key
 
+    def open_new(self) -> tuple[str, IO[bytes]]:
+        """A partial blob to write into; ``commit`` makes it a blob, ``discard`` drops it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        partial = f".{new_id()}.part"
+        return partial, (self.root / partial).open("wb")
+
+    def commit(self, partial: str) -> str:
+        key = partial.removeprefix(".").removesuffix(".part")
+        os.replace(self.root / partial, self.path(key))
+        return key
+
+    def discard(self, partial: str) -> None:
+        (self.root / partial).unlink(missing_ok=True)
+
     def put_stream(self, stream: IO[bytes], limit: int) -> tuple[str, int]:
         """Copy a stream into a new blob; raises OverflowError past ``limit`` bytes."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        key = new_id()
-        tmp = self.root / f".{key}.part"
+        partial, out = self.open_new()
         size = 0
         try:
-            with tmp.open("wb") as out:
+            with out:
                 while chunk := stream.read(1 << 20):
                     size += len(chunk)
                     if size > limit:
                         raise OverflowError(size)
                     out.write(chunk)
-            os.replace(tmp, self.path(key))
+            return self.commit(partial), size
         finally:
-            tmp.unlink(missing_ok=True)
-        return key, size
+            self.discard(partial)
 
     def put_file(self, source: Path) -> str:
         self.root.mkdir(parents=True, exist_ok=True)

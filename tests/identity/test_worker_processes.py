@@ -73,8 +73,8 @@ def account_count(rt: Runtime) -> int:
 
 def test_aggregation_runs_in_a_worker_process(process_runtime: Runtime) -> None:
     rt = process_runtime
-    job = service.load_accounts(rt, source(rt), io.BytesIO(csv_bytes(1000)),
-                                disable_optimization=False, launcher="t")
+    blob = service.store_file(rt, io.BytesIO(csv_bytes(1000)))
+    job = service.load_accounts(rt, source(rt), blob, disable_optimization=False, launcher="t")
     done = wait(rt, job.id, lambda j: j.finished_at is not None)
     assert done.status == "succeeded" and done.counters["created"] == 1000
     assert done.worker_id is not None
@@ -86,8 +86,8 @@ def test_killed_worker_leaves_nothing_half_done_and_the_job_is_rerun(
 ) -> None:
     rt = process_runtime
     n = 300_000
-    job = service.load_accounts(rt, source(rt), io.BytesIO(csv_bytes(n)),
-                                disable_optimization=False, launcher="t")
+    blob = service.store_file(rt, io.BytesIO(csv_bytes(n)))
+    job = service.load_accounts(rt, source(rt), blob, disable_optimization=False, launcher="t")
     running = wait(rt, job.id, lambda j: (j.progress_message or "").startswith("Applying"))
     assert running.worker_id is not None
     os.kill(int(running.worker_id.split(":")[1]), signal.SIGKILL)  # mid-write

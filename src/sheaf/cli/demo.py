@@ -49,8 +49,9 @@ def demo() -> None:
                 _mark_multi(rt, source_id, filename, {str(m["name"]) for m in multi})
             data = resources.files("sheaf.demo").joinpath(filename)
             with data.open("rb") as stream:
-                job = service.load_accounts(rt, source_id, stream, disable_optimization=False,
-                                            launcher="demo")
+                blob = service.store_file(rt, stream)
+            job = service.load_accounts(rt, source_id, blob, disable_optimization=False,
+                                        launcher="demo")
             job = watch(rt, job.id)
             print_outcome(job)
             made.append({"source": name, "source_id": source_id, "task_id": job.id,

@@ -24,7 +24,7 @@ def load_accounts(
         try:
             source_id = service.resolve_source(rt, source)
             with file.open("rb") as stream:
-                job = service.load_accounts(rt, source_id, stream,
+                job = service.load_accounts(rt, source_id, service.store_file(rt, stream),
                                             disable_optimization=disable_optimization,
                                             launcher="cli")
         except SheafError as exc:

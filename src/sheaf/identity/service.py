@@ -102,24 +102,40 @@ def put_schema(runtime: Runtime, source_id: str, schema_id: str | None,
         return row
 
 
-def load_accounts(
-    runtime: Runtime, source_id: str, stream: IO[bytes] | None, *, disable_optimization: bool,
-    launcher: str, idempotency_key: str | None = None,
-) -> Job:
-    """Store the upload and queue an aggregation. A source that is already aggregating gets
-    a task that ends in error, as SailPoint does."""
+def loadable_source(runtime: Runtime, source_id: str) -> Source:
+    """The source, if it takes a file upload (checked before the upload is received)."""
     source = get_source(runtime, source_id)
     if source.connector != DELIMITED_FILE:
         raise BadRequest(f"Source {source_id} is a '{source.connector}' source; only "
                          f"{DELIMITED_FILE} sources take a file upload")
-    if stream is None:
-        raise BadRequest("A delimited-file source needs the accounts file in the 'file' part")
+    return source
+
+
+def store_file(runtime: Runtime, stream: IO[bytes]) -> str:
+    """Keep an uploaded file in the blob store; returns its key."""
     limit = runtime.settings.identity.max_upload_bytes
     try:
         blob, _size = runtime.blobs.put_stream(stream, limit)
     except OverflowError:
         raise PayloadTooLarge(f"The file is larger than the {limit} bytes this server "
                               "accepts (SHEAF_IDENTITY__MAX_UPLOAD_BYTES)") from None
+    return blob
+
+
+def load_accounts(
+    runtime: Runtime, source_id: str, blob: str | None, *, disable_optimization: bool,
+    launcher: str, idempotency_key: str | None = None,
+) -> Job:
+    """Queue an aggregation of a stored file. A source that is already aggregating gets a
+    task that ends in error, as SailPoint does. The blob belongs to the job from here on."""
+    try:
+        loadable_source(runtime, source_id)
+        if blob is None:
+            raise BadRequest("A delimited-file source needs the accounts file in the 'file' part")
+    except Exception:
+        if blob is not None:
+            runtime.blobs.delete(blob)
+        raise
     payload = {"source_id": source_id, "blob": blob,
                "disable_optimization": disable_optimization}
     try:

@@ -7,12 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from sheaf.auth.tokens import Principal
-from sheaf.errors import BadRequest
+from sheaf.errors import BadRequest, PayloadTooLarge
 from sheaf.identity import service
-from sheaf.identity.api import wire
+from sheaf.identity.api import upload, wire
 from sheaf.identity.api.deps import source_admin
 from sheaf.runtime import Runtime, get_runtime
 
@@ -49,30 +48,20 @@ async def load_accounts(
     limit = runtime.settings.identity.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
-        from sheaf.errors import PayloadTooLarge
-
         raise PayloadTooLarge(f"The upload is larger than the {limit} bytes this server accepts "
                               "(SHEAF_IDENTITY__MAX_UPLOAD_BYTES)")
-    content_type = request.headers.get("content-type", "")
-    if "multipart/form-data" in content_type or "x-www-form-urlencoded" in content_type:
-        form = await request.form(max_part_size=limit + 1)
-    elif not content_type:
-        form = None
-    else:
-        raise BadRequest("Send the file as multipart/form-data with a 'file' part")
+    await run_in_threadpool(service.loadable_source, runtime, id)
+    received = await upload.receive(request, runtime.blobs, limit)
     try:
-        upload = form.get("file") if form else None
-        if upload is not None and not isinstance(upload, UploadFile):
-            raise BadRequest("The 'file' part must be a file upload, not a text field")
-        disable = _flag(form.get("disableOptimization") if form else None)
-        job = await run_in_threadpool(
-            service.load_accounts, runtime, id, upload.file if upload else None,
-            disable_optimization=disable, launcher=who.client_id,
-            idempotency_key=idempotency_key,
-        )
-    finally:
-        if form is not None:
-            await form.close()
+        disable = _flag(received.fields.get("disableOptimization"))
+    except BadRequest:
+        if received.blob:
+            runtime.blobs.delete(received.blob)
+        raise
+    job = await run_in_threadpool(
+        service.load_accounts, runtime, id, received.blob, disable_optimization=disable,
+        launcher=who.client_id, idempotency_key=idempotency_key,
+    )
     return JSONResponse(wire.load_accounts_task(job), status_code=202)
 
 

@@ -1,0 +1,126 @@
+"""Receiving a load-accounts upload straight into the blob store.
+
+Starlette's form parser spools a file part to a temporary file, which would then be
+copied into the blob store: two extra passes over a 100 MB snapshot. This parser streams
+the ``file`` part into its blob as the request arrives and keeps the small text parts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import IO
+
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+
+from sheaf.blobs import BlobStore
+from sheaf.errors import BadRequest, PayloadTooLarge
+
+MAX_TEXT_FIELD = 64 * 1024
+
+
+@dataclass
+class Upload:
+    fields: dict[str, str] = field(default_factory=dict)
+    blob: str | None = None
+    size: int = 0
+
+
+class _Receiver:
+    """python-multipart callbacks: route each part to the blob file or a text field."""
+
+    def __init__(self, blobs: BlobStore, limit: int) -> None:
+        self.blobs = blobs
+        self.limit = limit
+        self.upload = Upload()
+        self.header_field = b""
+        self.header_value = b""
+        self.headers: dict[bytes, bytes] = {}
+        self.name: str | None = None
+        self.text = bytearray()
+        self.file: IO[bytes] | None = None
+        self.partial: str | None = None
+
+    def on_part_begin(self) -> None:
+        self.headers, self.name, self.text = {}, None, bytearray()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self.header_field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self.header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self.headers[self.header_field.lower()] = self.header_value
+        self.header_field, self.header_value = b"", b""
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
+        self.name = options.get(b"name", b"").decode("latin-1")
+        if self.name == "file":
+            if self.file is not None:
+                raise BadRequest("Send one 'file' part, not several")
+            self.partial, self.file = self.blobs.open_new()
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.name == "file" and self.file is not None:
+            self.upload.size += end - start
+            if self.upload.size > self.limit:
+                raise PayloadTooLarge(
+                    f"The file is larger than the {self.limit} bytes this server accepts "
+                    "(SHEAF_IDENTITY__MAX_UPLOAD_BYTES)")
+            self.file.write(data[start:end])
+        else:
+            self.text += data[start:end]
+            if len(self.text) > MAX_TEXT_FIELD:
+                raise BadRequest(f"The form field '{self.name}' is too long")
+
+    def on_part_end(self) -> None:
+        if self.name and self.name != "file":
+            self.upload.fields[self.name] = self.text.decode("utf-8", errors="replace")
+
+    def finish(self) -> Upload:
+        if self.file is not None and self.partial is not None:
+            self.file.close()
+            self.upload.blob = self.blobs.commit(self.partial)
+            self.file = None
+        return self.upload
+
+    def abort(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.partial is not None:
+            self.blobs.discard(self.partial)
+
+
+async def receive(request: Request, blobs: BlobStore, limit: int) -> Upload:
+    """Read a multipart or urlencoded load-accounts body; the file part becomes a blob."""
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    if content_type == b"application/x-www-form-urlencoded":
+        form = await request.form()
+        return Upload(fields={k: v for k, v in form.items() if isinstance(v, str)})
+    if content_type != b"multipart/form-data":
+        if not content_type and not int(request.headers.get("content-length") or 0):
+            return Upload()
+        raise BadRequest("Send the file as multipart/form-data with a 'file' part")
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise BadRequest("The multipart body has no boundary")
+    receiver = _Receiver(blobs, limit)
+    parser = MultipartParser(boundary, {  # type: ignore[arg-type]
+        name: getattr(receiver, name) for name in (
+            "on_part_begin", "on_part_data", "on_part_end", "on_header_field",
+            "on_header_value", "on_header_end", "on_headers_finished")
+    })
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+        parser.finalize()
+        return receiver.finish()
+    except FormParserError as exc:
+        receiver.abort()
+        raise BadRequest(f"The multipart body could not be read: {exc}") from None
+    except BaseException:
+        receiver.abort()
+        raise
