@@ -144,3 +144,26 @@ def test_through_the_api(client: Any, auth: dict[str, str],
     got = {r["nativeIdentity"]: (r["attributes"]["name"], r["attributes"]["mail"],
                                  r["attributes"]["dept"]) for r in listed}
     assert got == second
+
+
+maybe = st.one_of(st.none(), st.sampled_from(["x", "y", "z"]))
+
+
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d"]), maybe, maybe), max_size=12))
+def test_repeated_rows_merge_like_the_reference(rows: list[tuple[str, str | None, str | None]]
+                                                ) -> None:
+    """Sorted or not, repeated account rows merge: the first non-blank single value,
+    the distinct multi-values in file order."""
+    schema = AccountSchema("id", "name", ["id", "name", "groups"], frozenset({"groups"}))
+    frame = pl.DataFrame(rows, schema={"id": pl.String, "name": pl.String, "groups": pl.String},
+                         orient="row")
+    got = {r["native_identity"]: json.loads(r["attributes"])
+           for r in encode(snapshot(frame, schema).accounts).to_dicts()}
+    expected: dict[str, dict[str, Any]] = {}
+    for key, name, group in rows:
+        acc = expected.setdefault(key, {"id": key, "name": None, "groups": []})
+        if acc["name"] is None:
+            acc["name"] = name
+        if group is not None and group not in acc["groups"]:
+            acc["groups"].append(group)
+    assert got == expected

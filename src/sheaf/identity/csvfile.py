@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 MAX_REPORTED = 10
+# Arrow parses blocks in parallel; a record may not be longer than a block.
+BLOCK_SIZE = 4 << 20
 BOM = codecs.BOM_UTF8
 
 
@@ -90,7 +92,7 @@ def read(path: Path, *, delimiter: str = ",", max_field_bytes: int) -> ParsedFil
     try:
         table = pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(block_size=16 << 20),
+            read_options=pacsv.ReadOptions(block_size=BLOCK_SIZE),
             parse_options=pacsv.ParseOptions(
                 delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_invalid
             ),
@@ -151,7 +153,7 @@ def _explain(path: Path, arrow_message: str) -> InvalidFile:
             [f"line {line}: byte 0x{data[exc.start]:02x} cannot be decoded"],
         )
     if "straddling" in arrow_message or "block" in arrow_message:
-        return InvalidFile("A single line is too long to read (over 16 MiB)")
+        return InvalidFile(f"A single record is too long to read (over {BLOCK_SIZE >> 20} MiB)")
     return InvalidFile(f"The file could not be parsed: {arrow_message}")
 
 

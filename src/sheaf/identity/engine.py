@@ -67,9 +67,9 @@ def snapshot(frame: pl.DataFrame, schema: AccountSchema) -> Snapshot:
     if blank_rows:
         frame = frame.filter(pl.col(key).is_not_null())
 
-    repeated = frame.select(pl.col(key).is_duplicated())[key]
-    any_repeated = bool(repeated.any())
-    single = frame.filter(~repeated) if any_repeated else frame
+    any_repeated = _has_repeats(frame[key])
+    repeated = frame[key].is_duplicated() if any_repeated else None
+    single = frame.filter(~repeated) if repeated is not None else frame
     if multi:
         single = single.with_columns(
             pl.when(pl.col(a).is_null())
@@ -81,7 +81,7 @@ def snapshot(frame: pl.DataFrame, schema: AccountSchema) -> Snapshot:
     if not any_repeated:
         return _finish(single, schema, blank_rows)
     merged = (
-        frame.filter(repeated)
+        frame.filter(repeated)  # type: ignore[arg-type]
         .group_by(key, maintain_order=True)
         .agg(
             [
@@ -95,6 +95,16 @@ def snapshot(frame: pl.DataFrame, schema: AccountSchema) -> Snapshot:
         .select(attrs)
     )
     return _finish(pl.concat([single, merged], how="vertical_relaxed"), schema, blank_rows)
+
+
+def _has_repeats(ids: pl.Series) -> bool:
+    # Files are usually sorted by account id (SailPoint asks for it), and then repeats
+    # are neighbours: far cheaper to find than by hashing every id.
+    if ids.len() < 2:
+        return False
+    if ids.is_sorted():
+        return bool((ids.slice(1) == ids.slice(0, ids.len() - 1)).any())
+    return bool(ids.is_duplicated().any())
 
 
 def _finish(accounts: pl.DataFrame, schema: AccountSchema, blank_rows: list[int]) -> Snapshot:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -76,7 +77,10 @@ class Account(Base):
     __tablename__ = "account"
     __table_args__ = (
         UniqueConstraint("source_id", "native_identity"),
-        Index("ix_account_identity_id", "identity_id"),
+        # Uncorrelated accounts (often most of them) need no entry.
+        Index("ix_account_identity_id", "identity_id",
+              sqlite_where=text("identity_id IS NOT NULL"),
+              postgresql_where=text("identity_id IS NOT NULL")),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -139,7 +139,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('source_id', 'native_identity', name=op.f('uq_account_source_id'))
     )
     with op.batch_alter_table('account', schema=None) as batch_op:
-        batch_op.create_index('ix_account_identity_id', ['identity_id'], unique=False)
+        batch_op.create_index('ix_account_identity_id', ['identity_id'], unique=False, sqlite_where=sa.text('identity_id IS NOT NULL'), postgresql_where=sa.text('identity_id IS NOT NULL'))
 
 
 
