@@ -26,6 +26,10 @@ def start(settings_json: str) -> None:
         importlib.import_module(module)
 
 
+def ready() -> bool:
+    return _db is not None
+
+
 def run(job_id: str) -> str | None:
     assert _db is not None and _settings is not None, "worker.start was not called"
     status = run_job(_db, job_id, _settings)

@@ -52,6 +52,12 @@ class LocalExecutor:
         t = threading.Thread(target=self._maintain, name="sheaf-maintenance", daemon=True)
         t.start()
         self._threads.append(t)
+        if self.settings.jobs.isolation == "process":
+            # Start the worker processes now: spawning one and importing sheaf takes about a
+            # second, which the first job would otherwise wait for.
+            pool = self._process_pool()
+            for _ in range(self.settings.jobs.workers):
+                pool.submit(worker.ready)
 
     def submit(self, job_id: str) -> None:
         with self._lock:
