@@ -53,11 +53,10 @@ class LocalExecutor:
         t.start()
         self._threads.append(t)
         if self.settings.jobs.isolation == "process":
-            # Start the worker processes now: spawning one and importing sheaf takes about a
-            # second, which the first job would otherwise wait for.
-            pool = self._process_pool()
-            for _ in range(self.settings.jobs.workers):
-                pool.submit(worker.ready)
+            # Start one worker process now: spawning it and importing sheaf takes about a
+            # second, which the first job would otherwise wait for. Others start on demand,
+            # so an idle server does not hold several copies of the imports in memory.
+            self._process_pool().submit(worker.ready)
 
     def submit(self, job_id: str) -> None:
         with self._lock:
