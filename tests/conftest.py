@@ -29,16 +29,21 @@ def client(runtime: Runtime) -> Iterator[TestClient]:
         yield c
 
 
+def issue_token(client: TestClient, runtime: Runtime, *authorities: str) -> str:
+    """A bearer token for a new credential, fetched through /oauth/token."""
+    with runtime.db.write() as session:
+        cred, secret = credentials.create(session, "test", list(authorities or ["ORG_ADMIN"]))
+        client_id = cred.client_id
+    response = client.post("/oauth/token", data={
+        "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret})
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
 @pytest.fixture
 def make_token(client: TestClient, runtime: Runtime) -> Callable[..., str]:
     def make(*authorities: str) -> str:
-        with runtime.db.write() as session:
-            cred, secret = credentials.create(session, "test", list(authorities or ["ORG_ADMIN"]))
-            client_id = cred.client_id
-        response = client.post("/oauth/token", data={
-            "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret})
-        assert response.status_code == 200, response.text
-        return str(response.json()["access_token"])
+        return issue_token(client, runtime, *authorities)
 
     return make
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from fastapi.testclient import TestClient
 
 from sheaf.app import create_app
 from sheaf.config import Settings
+from sheaf.jobs.models import Job
 from sheaf.jobs.states import JobStatus
 from sheaf.runtime import Runtime
+from tests.conftest import issue_token
 from tests.jobs.test_core import GATE, STARTED
 
 
@@ -38,13 +41,20 @@ def wait_for(runtime: Runtime, job_id: str, *statuses: str, timeout: float = 10)
     raise AssertionError(f"job {job_id} did not reach {statuses}")
 
 
-def test_long_job_does_not_stall_http(local_runtime: Runtime, auth_for) -> None:
+@contextmanager
+def waiting_job(runtime: Runtime) -> Iterator[tuple[TestClient, dict[str, str], Job]]:
+    """A served app and a `test.wait` job that is running until GATE is set."""
     GATE.clear()
     STARTED.clear()
-    with TestClient(create_app(runtime=local_runtime)) as client:
-        headers = auth_for(client, local_runtime)
-        job = local_runtime.jobs.submit("test.wait", {})
+    with TestClient(create_app(runtime=runtime)) as client:
+        headers = {"Authorization": f"Bearer {issue_token(client, runtime)}"}
+        job = runtime.jobs.submit("test.wait", {})
         assert STARTED.wait(5)
+        yield client, headers, job
+
+
+def test_long_job_does_not_stall_http(local_runtime: Runtime) -> None:
+    with waiting_job(local_runtime) as (client, headers, job):
         started = time.monotonic()
         for _ in range(20):
             assert client.get("/healthz").status_code == 200
@@ -73,21 +83,6 @@ def test_local_executor_picks_up_jobs_left_queued(settings: Settings) -> None:
         second.close()
 
 
-@pytest.fixture
-def auth_for():
-    from sheaf.auth import credentials
-
-    def make(client: TestClient, runtime: Runtime) -> dict[str, str]:
-        with runtime.db.write() as s:
-            cred, secret = credentials.create(s, "t", ["ORG_ADMIN"])
-            cid = cred.client_id
-        token = client.post("/oauth/token", data={"grant_type": "client_credentials",
-                                                  "client_id": cid, "client_secret": secret})
-        return {"Authorization": f"Bearer {token.json()['access_token']}"}
-
-    return make
-
-
 def test_jobs_api_list_get_cancel(client: TestClient, auth: dict[str, str],
                                   runtime: Runtime) -> None:
     runtime.executor.paused = True  # type: ignore[attr-defined]
@@ -104,13 +99,8 @@ def test_jobs_api_list_get_cancel(client: TestClient, auth: dict[str, str],
     assert client.get("/api/jobs").status_code == 401
 
 
-def test_events_stream_progress_until_the_end(local_runtime: Runtime, auth_for) -> None:
-    GATE.clear()
-    STARTED.clear()
-    with TestClient(create_app(runtime=local_runtime)) as client:
-        headers = auth_for(client, local_runtime)
-        job = local_runtime.jobs.submit("test.wait", {})
-        assert STARTED.wait(5)
+def test_events_stream_progress_until_the_end(local_runtime: Runtime) -> None:
+    with waiting_job(local_runtime) as (client, headers, job):
         events = []
         with client.stream("GET", f"/api/jobs/{job.id}/events", headers=headers,
                            params={"interval": 0.05}) as stream:
