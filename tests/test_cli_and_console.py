@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from sheaf.auth import credentials
 from sheaf.cli import app
 from sheaf.config import Settings
 
@@ -56,10 +57,17 @@ def test_credentials_demo_load_and_jobs(cli: CliRunner, tmp_path: Path) -> None:
     assert cli.invoke(app, ["jobs", "show", "nope"]).exit_code == 2
 
 
-def test_console_lists_sources_and_jobs(client: TestClient, make_source, load) -> None:
+def test_console_lists_sources_and_jobs(client: TestClient, runtime, make_source, load) -> None:
     source = make_source("Payroll <&>")
     load(source["id"], "id,name\nu1,U\n")
-    page = client.get("/console/")
+    challenge = client.get("/console/")
+    assert challenge.status_code == 401
+    assert challenge.headers["www-authenticate"].startswith("Basic")
+    with runtime.db.write() as session:
+        cred, secret = credentials.create(session, "viewer", ["ORG_ADMIN"])
+        client_id = cred.client_id
+    assert client.get("/console/", auth=(client_id, "wrong")).status_code == 401
+    page = client.get("/console/", auth=(client_id, secret))
     assert page.status_code == 200
     assert "Payroll &lt;&amp;&gt;" in page.text  # escaped
     assert "identity.load_accounts" in page.text and "succeeded" in page.text

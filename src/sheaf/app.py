@@ -74,6 +74,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if request.url.path.startswith("/console"):  # a browser: keep its Basic challenge
+            return JSONResponse({"error": exc.detail}, status_code=exc.status_code,
+                                headers=exc.headers)
         error = SheafError(str(exc.detail))
         error.status_code = exc.status_code
         error.detail_code = {404: "404 Not found", 405: "405 Method Not Allowed"}.get(

@@ -211,3 +211,18 @@ def test_account_aggregation_status(client, auth, make_source, load) -> None:
     assert body["status"] == "COMPLETED"
     assert body["totalAccounts"] == 3 and body["processedAccounts"] == 3
     assert client.get("/v2025/account-aggregations/nope/status", headers=auth).status_code == 404
+
+
+def test_source_cannot_be_deleted_while_aggregating(client, auth, make_source, runtime) -> None:
+    source = make_source()
+    runtime.executor.paused = True
+    client.post(f"/v2025/sources/{source['id']}/load-accounts", headers=auth,
+                files={"file": ("a.csv", THREE.encode())})
+    r = client.delete(f"/v3/sources/{source['id']}", headers=auth)
+    assert r.status_code == 409 and "aggregating" in r.json()["messages"][0]["text"]
+    runtime.executor.drain()
+    assert client.delete(f"/v3/sources/{source['id']}", headers=auth).status_code == 202
+    assert client.get(f"/v3/sources/{source['id']}", headers=auth).status_code == 404
+    listed = client.get("/v3/accounts", headers=auth,
+                        params={"filters": f'sourceId eq "{source["id"]}"'})
+    assert listed.json() == []

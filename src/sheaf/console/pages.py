@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
+import base64
+from contextlib import suppress
 from html import escape
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import func, select
 
+from sheaf.auth import credentials
 from sheaf.identity.models import Account, Identity, Source
 from sheaf.jobs.models import Job
 from sheaf.runtime import Runtime, get_runtime
 
-router = APIRouter(prefix="/console", include_in_schema=False)
+
+def console_user(request: Request, runtime: Runtime = Depends(get_runtime)) -> str:
+    """HTTP Basic with an API client's id and secret: the browser asks for them once."""
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    client_id = secret = ""
+    if scheme.lower() == "basic":
+        with suppress(ValueError, UnicodeDecodeError):
+            client_id, _, secret = base64.b64decode(encoded).decode().partition(":")
+    if client_id:
+        with runtime.db.read() as session:
+            if credentials.verify(session, client_id, secret) is not None:
+                return client_id
+    raise HTTPException(
+        status_code=401, detail="Sign in with an API client id and secret",
+        headers={"WWW-Authenticate": 'Basic realm="sheaf console"'},
+    )
+
+
+router = APIRouter(prefix="/console", include_in_schema=False,
+                   dependencies=[Depends(console_user)])
 
 STYLE = """
 body{font:14px system-ui,sans-serif;margin:2rem;color:#222}

@@ -12,7 +12,7 @@ from sheaf.identity import repository, snapshots
 from sheaf.identity.jobs import LOAD_ACCOUNTS
 from sheaf.identity.models import Account, Identity, Source, SourceSchema
 from sheaf.jobs.models import Job
-from sheaf.jobs.service import LockHeld
+from sheaf.jobs.service import LockHeld, active_holder
 from sheaf.kit.base import new_id, utcnow
 from sheaf.runtime import Runtime
 
@@ -54,6 +54,9 @@ def delete_source(runtime: Runtime, source_id: str) -> None:
         source = repository.get_source(session, source_id)
         if source is None:
             raise NotFound(f"Source {source_id} was not found")
+        if active_holder(session, lock_key(source_id)):
+            raise Conflict(f"Source {source_id} is aggregating; delete it once the "
+                           "aggregation has ended (or set its task to Error)")
         session.execute(delete(Account).where(Account.source_id == source_id))
         session.delete(source)
     snapshots.drop(runtime.settings.data_dir, source_id)
