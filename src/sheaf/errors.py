@@ -43,6 +43,11 @@ class PayloadTooLarge(SheafError):
     detail_code = "413 Payload Too Large"
 
 
+def upload_too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The file is larger than the {limit} bytes this server accepts "
+                           "(SHEAF_IDENTITY__MAX_UPLOAD_BYTES)")
+
+
 class RateLimited(SheafError):
     status_code = 429
     detail_code = "429 Too Many Requests"

@@ -27,9 +27,6 @@ from sheaf.identity.models import Source, SourceSchema
 from sheaf.kit import bulk
 from sheaf.kit.base import new_id, utcnow
 
-COUNTERS = ("applications", "total", "optimizedAggregation", "ignored", "optimized", "created",
-            "updated", "deleted", "identitiesCreated", "identitiesCorrelated")
-
 
 class AggregationRefused(Exception):
     """The file or the source cannot be aggregated; nothing was changed."""

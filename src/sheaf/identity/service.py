@@ -7,7 +7,7 @@ from typing import IO, Any
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from sheaf.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from sheaf.errors import BadRequest, Conflict, NotFound, upload_too_large
 from sheaf.identity import repository, snapshots
 from sheaf.identity.jobs import LOAD_ACCOUNTS
 from sheaf.identity.models import Account, Identity, Source, SourceSchema
@@ -120,8 +120,7 @@ def store_file(runtime: Runtime, stream: IO[bytes]) -> str:
     try:
         blob, _size = runtime.blobs.put_stream(stream, limit)
     except OverflowError:
-        raise PayloadTooLarge(f"The file is larger than the {limit} bytes this server "
-                              "accepts (SHEAF_IDENTITY__MAX_UPLOAD_BYTES)") from None
+        raise upload_too_large(limit) from None
     return blob
 
 

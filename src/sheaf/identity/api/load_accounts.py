@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from sheaf.auth.tokens import Principal
-from sheaf.errors import BadRequest, PayloadTooLarge
+from sheaf.errors import BadRequest, upload_too_large
 from sheaf.identity import service
 from sheaf.identity.api import upload, wire
 from sheaf.identity.api.deps import source_admin
@@ -48,8 +48,7 @@ async def load_accounts(
     limit = runtime.settings.identity.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
-        raise PayloadTooLarge(f"The upload is larger than the {limit} bytes this server accepts "
-                              "(SHEAF_IDENTITY__MAX_UPLOAD_BYTES)")
+        raise upload_too_large(limit)  # refused before reading a byte of it
     await run_in_threadpool(service.loadable_source, runtime, id)
     received = await upload.receive(request, runtime.blobs, limit)
     try:

@@ -15,7 +15,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from sheaf.blobs import BlobStore
-from sheaf.errors import BadRequest, PayloadTooLarge
+from sheaf.errors import BadRequest, upload_too_large
 
 MAX_TEXT_FIELD = 64 * 1024
 
@@ -67,9 +67,7 @@ class _Receiver:
         if self.name == "file" and self.file is not None:
             self.upload.size += end - start
             if self.upload.size > self.limit:
-                raise PayloadTooLarge(
-                    f"The file is larger than the {self.limit} bytes this server accepts "
-                    "(SHEAF_IDENTITY__MAX_UPLOAD_BYTES)")
+                raise upload_too_large(self.limit)
             self.file.write(data[start:end])
         else:
             self.text += data[start:end]
