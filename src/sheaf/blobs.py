@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import IO
 
@@ -56,3 +57,19 @@ class BlobStore:
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
+
+    def sweep(self, keep: set[str], older_than: float) -> list[str]:
+        """Delete blobs (and abandoned partial uploads) not in ``keep`` and not modified
+        for ``older_than`` seconds; returns what was deleted."""
+        if not self.root.is_dir():
+            return []
+        cutoff = time.time() - older_than
+        gone = []
+        for path in self.root.iterdir():
+            name = path.name
+            key = name.removeprefix(".").removesuffix(".part")
+            if not path.is_file() or key in keep or path.stat().st_mtime > cutoff:
+                continue
+            path.unlink(missing_ok=True)
+            gone.append(name)
+        return gone

@@ -232,3 +232,29 @@ def test_throttled_progress_writes_at_most_once_per_interval(runtime: Runtime) -
     ctx.progress(3, 10, "three", force=True)
     current = runtime.jobs.get(job.id)
     assert current is not None and current.progress_current == 3
+
+
+def test_blob_sweep_keeps_what_active_jobs_need(runtime: Runtime) -> None:
+    import io
+    import os
+
+    from sheaf.blobs import BlobStore
+
+    blobs = BlobStore(runtime.settings.blob_dir)
+    needed, _ = blobs.put_stream(io.BytesIO(b"a"), 10)
+    orphan, _ = blobs.put_stream(io.BytesIO(b"b"), 10)
+    fresh, _ = blobs.put_stream(io.BytesIO(b"c"), 10)
+    partial, handle = blobs.open_new()
+    handle.close()
+    runtime.executor.paused = True  # type: ignore[attr-defined]  # the job stays queued
+    runtime.jobs.submit("test.echo", {"blob": needed})
+    old = time.time() - 7200
+    for key in (needed, orphan):
+        os.utime(blobs.path(key), (old, old))
+    os.utime(blobs.root / partial, (old, old))
+    with runtime.db.read() as s:
+        keep = repository.active_payload_values(s, "blob")
+    assert keep == {needed}
+    gone = blobs.sweep(keep, older_than=3600)
+    assert sorted(gone) == sorted([orphan, partial])
+    assert blobs.path(needed).exists() and blobs.path(fresh).exists()

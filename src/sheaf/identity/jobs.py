@@ -5,7 +5,7 @@ from __future__ import annotations
 from sheaf.blobs import BlobStore
 from sheaf.identity.aggregation import AggregationRefused, aggregate
 from sheaf.jobs.context import JobContext
-from sheaf.jobs.errors import JobFailed
+from sheaf.jobs.errors import JobCancelled, JobFailed
 from sheaf.jobs.registry import JobOutcome, job_handler
 
 LOAD_ACCOUNTS = "identity.load_accounts"
@@ -31,6 +31,10 @@ def load_accounts(ctx: JobContext) -> JobOutcome:
     except AggregationRefused as refused:
         blobs.delete(payload["blob"])
         raise JobFailed(refused.code, refused.message) from None
+    except JobCancelled:
+        blobs.delete(payload["blob"])
+        raise
+    # (any other error is retried, and the retry needs the file)
     blobs.delete(payload["blob"])
     messages = [{"level": "warning", "key": "aggregation_warning", "text": w}
                 for w in result.warnings]

@@ -76,6 +76,14 @@ def expired_leases(session: Session, now: datetime) -> list[Job]:
     )
 
 
+def active_payload_values(session: Session, key: str) -> set[str]:
+    """``payload[key]`` of every queued or running job (e.g. the files they still need)."""
+    rows = session.execute(
+        select(Job.payload).where(Job.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]))
+    ).scalars()
+    return {str(p[key]) for p in rows if p and p.get(key)}
+
+
 def touch(session: Session, job_id: str, worker_id: str, **values: Any) -> bool:
     """Update a running job's own columns (lease, progress); never its status."""
     result = session.execute(

@@ -19,6 +19,7 @@ import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from sheaf.blobs import BlobStore
 from sheaf.config import Settings
 from sheaf.db import Database
 from sheaf.jobs import repository, worker
@@ -123,6 +124,10 @@ class LocalExecutor:
                 self.db.checkpoint()
                 with self.db.read() as session:
                     ready = repository.ready_ids(session)
+                    needed = repository.active_payload_values(session, "blob")
+                # Files of jobs that ended without cleaning up (crashed, cancelled, set to
+                # Error by an operator); an hour's grace covers uploads not yet submitted.
+                BlobStore(self.settings.blob_dir).sweep(needed, older_than=3600)
                 for job_id in ready:
                     self.submit(job_id)
             except Exception:
