@@ -56,11 +56,13 @@ def run_job(db: Database, job_id: str, settings: Settings) -> JobStatus | None:
     try:
         outcome = spec.handler(ctx)
     except JobCancelled:
-        return _finish(db, job_id, JobStatus.CANCELLED, mine, "cancelled", error_code="cancelled")
+        return _finish(db, job_id, JobStatus.CANCELLED, mine, "cancelled", error_code="cancelled",
+                       progress_message="Cancelled")
     except JobFailed as failure:
         return _finish(
             db, job_id, JobStatus.FAILED, mine, failure.message,
             error_code=failure.code, messages=failure.messages, counters=failure.counters,
+            progress_message="Failed",
         )
     except Exception as exc:  # unexpected: retry with backoff while attempts remain
         log.exception("job %s (%s) raised", job_id, job.type)
@@ -78,6 +80,7 @@ def run_job(db: Database, job_id: str, settings: Settings) -> JobStatus | None:
         return _finish(
             db, job_id, JobStatus.FAILED, mine, text, error_code="internal_error",
             messages=[{"level": "error", "key": "internal_error", "text": text}],
+            progress_message="Failed",
         )
     finally:
         ctx.stop_heartbeat()

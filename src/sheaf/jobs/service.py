@@ -115,7 +115,7 @@ class JobService:
                 repository.transition(
                     session, job_id, JobStatus.CANCELLED, from_=[JobStatus.QUEUED],
                     message="cancelled before it started", error_code="cancelled",
-                    finished_at=utcnow(),
+                    finished_at=utcnow(), progress_message="Cancelled",
                 )
             elif job.status == JobStatus.RUNNING.value and job.cancel_requested_at is None:
                 job.cancel_requested_at = utcnow()
