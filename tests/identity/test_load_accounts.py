@@ -226,3 +226,29 @@ def test_source_cannot_be_deleted_while_aggregating(client, auth, make_source, r
     listed = client.get("/v3/accounts", headers=auth,
                         params={"filters": f'sourceId eq "{source["id"]}"'})
     assert listed.json() == []
+
+
+def test_source_settings_change_with_patch_and_put(client, auth, make_source, load) -> None:
+    source = make_source(deleteThreshold=10)
+    url = f"/v3/sources/{source['id']}"
+    ops = [{"op": "replace", "path": "/deleteThreshold", "value": 50},
+           {"op": "add", "path": "/connectorAttributes/correlation",
+            "value": [{"accountAttribute": "email", "identityAttribute": "email"}]}]
+    r = client.patch(url, json=ops, headers={**auth, "Content-Type": "application/json-patch+json"})
+    assert r.status_code == 200, r.text
+    assert r.json()["deleteThreshold"] == 50
+    assert r.json()["connectorAttributes"]["correlation"][0]["accountAttribute"] == "email"
+    assert client.get(url, headers=auth).json()["deleteThreshold"] == 50
+    for bad in ([{"op": "replace", "path": "/deleteThreshold", "value": 101}],
+                [{"op": "replace", "path": "/connector", "value": "jdbc"}],
+                [{"op": "remove", "path": "/nope"}], {"not": "a patch"}):
+        r = client.patch(url, json=bad, headers=auth)
+        assert r.status_code == 400, (bad, r.text)
+    assert client.get(url, headers=auth).json()["deleteThreshold"] == 50  # unchanged
+    body = {"name": "HR2", "connector": "delimited-file", "deleteThreshold": 5,
+            "authoritative": True}
+    r = client.put(url, json=body, headers=auth)
+    assert r.status_code == 200 and r.json()["name"] == "HR2" and r.json()["authoritative"]
+    make_source("Other")
+    r = client.put(url, json={**body, "name": "Other"}, headers=auth)
+    assert r.status_code == 409

@@ -49,6 +49,19 @@ def get_source(runtime: Runtime, source_id: str) -> Source:
     return source
 
 
+def update_source(runtime: Runtime, source_id: str, values: dict[str, Any]) -> None:
+    try:
+        with runtime.db.write() as session:
+            source = repository.get_source(session, source_id)
+            if source is None:
+                raise NotFound(f"Source {source_id} was not found")
+            for key, value in values.items():
+                setattr(source, key, value)
+            source.modified = utcnow()
+    except IntegrityError:
+        raise Conflict(f"A source named '{values['name']}' already exists") from None
+
+
 def delete_source(runtime: Runtime, source_id: str) -> None:
     with runtime.db.write() as session:
         source = repository.get_source(session, source_id)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+import jsonpatch
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
 
 from sheaf.errors import BadRequest, NotFound
 from sheaf.identity import service
@@ -154,6 +156,44 @@ def create_source(body: SourceIn, runtime: Runtime = Depends(get_runtime)) -> di
 def get_source(id: str, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
     """One source."""
     return wire.source(service.get_source(runtime, id), service.schemas(runtime, id))
+
+
+@router.put("/v3/sources/{id}")
+def replace_source(id: str, body: SourceIn, runtime: Runtime = Depends(get_runtime)
+                   ) -> dict[str, Any]:
+    """Replace a source's settings (name, description, owner, connector attributes with
+    correlation and delimiter, delete threshold, authoritative)."""
+    current = service.get_source(runtime, id)
+    if body.connector != current.connector:
+        raise BadRequest("A source's connector cannot change")
+    service.update_source(runtime, id, _source_values(body))
+    return get_source(id, runtime)
+
+
+@router.patch("/v3/sources/{id}")
+async def patch_source(id: str, request: Request,
+                       runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+    """Change a source with JSON Patch, e.g. replace /deleteThreshold or
+    /connectorAttributes/correlation."""
+    try:
+        ops = jsonpatch.JsonPatch(await request.json())
+    except (ValueError, jsonpatch.InvalidJsonPatch) as exc:
+        raise BadRequest(f"The body must be a JSON Patch array: {exc}") from None
+    current = await run_in_threadpool(get_source, id, runtime)
+    try:
+        patched = ops.apply(current)
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+        raise BadRequest(f"The patch does not apply: {exc}") from None
+    readonly = ("id", "type", "connector", "connectorClass", "created", "schemas")
+    changed = [k for k in readonly if patched.get(k) != current.get(k)]
+    if changed:
+        raise BadRequest(f"These fields cannot change: {', '.join(changed)}")
+    try:
+        body = SourceIn.model_validate(patched)
+    except ValidationError as exc:
+        raise BadRequest("The patched source is not valid: " + "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+    return await run_in_threadpool(replace_source, id, body, runtime)
 
 
 @router.delete("/v3/sources/{id}", status_code=202)
