@@ -75,17 +75,20 @@ def _ppid_map() -> dict[int, int]:
     """pid -> ppid for every process (no /proc/<pid>/task/*/children on this kernel)."""
     result: dict[int, int] = {}
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        # comm may contain spaces and parentheses; fields after the last ')' are fixed.
-        rest = stat[stat.rfind(b")") + 2 :].split()
-        result[int(entry.name)] = int(rest[1])
+        if entry.name.isdigit() and (fields := stat_fields(int(entry.name))) is not None:
+            result[int(entry.name)] = int(fields[1])
     return result
+
+
+def stat_fields(pid: int) -> list[bytes] | None:
+    """/proc/<pid>/stat after the command name (state, ppid, ...), or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    # comm may contain spaces and parentheses; fields after the last ')' are fixed.
+    return stat[stat.rfind(b")") + 2 :].split()
 
 
 def process_tree(root: int) -> list[int]:
@@ -133,13 +136,8 @@ class CpuSnapshot:
     def take(cls, server_pid: int) -> CpuSnapshot:
         server = 0
         for pid in process_tree(server_pid):
-            try:
-                with open(f"/proc/{pid}/stat", "rb") as handle:
-                    stat = handle.read()
-            except OSError:
-                continue
-            rest = stat[stat.rfind(b")") + 2 :].split()
-            server += int(rest[11]) + int(rest[12])  # utime + stime, all threads
+            if (fields := stat_fields(pid)) is not None:
+                server += int(fields[11]) + int(fields[12])  # utime + stime, all threads
         times = os.times()
         return cls(machine_busy_seconds(), server / _CLK_TCK, times.user + times.system)
 
