@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import IO
@@ -48,12 +47,6 @@ class BlobStore:
             return self.commit(partial), size
         finally:
             self.discard(partial)
-
-    def put_file(self, source: Path) -> str:
-        self.root.mkdir(parents=True, exist_ok=True)
-        key = new_id()
-        shutil.copyfile(source, self.path(key))
-        return key
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)

@@ -7,7 +7,7 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from sheaf.identity.engine import STORED_SCHEMA
-from sheaf.identity.models import Account, Identity, Source, SourceSchema
+from sheaf.identity.models import Account, Source, SourceSchema
 from sheaf.kit import bulk
 
 
@@ -65,7 +65,3 @@ def identity_values(conn: Connection, attribute: str) -> pl.DataFrame:
         )
         params = [attribute, attribute]
     return bulk.fetch_frame(conn, sql, params, {"id": pl.String, "value": pl.String})
-
-
-def identity_exists(session: Session, identity_id: str) -> bool:
-    return session.get(Identity, identity_id) is not None

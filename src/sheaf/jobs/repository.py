@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy import ColumnElement, insert, select, update
 from sqlalchemy.orm import Session
 
 from sheaf.jobs.models import Job, JobEvent
@@ -101,7 +101,3 @@ def events(session: Session, job_id: str) -> list[JobEvent]:
             select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
         ).scalars()
     )
-
-
-def count(session: Session, *where: ColumnElement[bool]) -> int:
-    return int(session.execute(select(func.count()).select_from(Job).where(*where)).scalar_one())

@@ -41,10 +41,6 @@ class LocalExecutor:
         self._threads: list[threading.Thread] = []
         self._pool: ProcessPoolExecutor | None = None
 
-    @property
-    def capacity(self) -> int:
-        return self.settings.jobs.workers
-
     def start(self) -> None:
         for n in range(self.settings.jobs.workers):
             t = threading.Thread(target=self._work, name=f"sheaf-worker-{n}", daemon=True)
