@@ -16,7 +16,7 @@ from sheaf import __version__
 from sheaf.auth.endpoints import router as auth_router
 from sheaf.config import Settings
 from sheaf.console import router as console_router
-from sheaf.errors import RateLimited, SheafError, Unauthorized
+from sheaf.errors import BadRequest, RateLimited, SheafError, Unauthorized
 from sheaf.identity import jobs as _identity_jobs  # noqa: F401  (registers handlers)
 from sheaf.identity.api import router as identity_router
 from sheaf.jobs.endpoints import router as jobs_router
@@ -67,8 +67,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
             problems.append(f"{where or 'body'}: {err.get('msg')}")
-        from sheaf.errors import BadRequest
-
         return render_error(request, BadRequest("The request is not valid: " + "; ".join(problems),
                                                 causes=problems))
 

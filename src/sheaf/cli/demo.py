@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from importlib import resources
 
+from sqlalchemy import select
+
 from sheaf.auth import credentials
 from sheaf.cli.common import console, print_outcome, runtime, watch
 from sheaf.identity import service
@@ -20,8 +22,6 @@ CORRELATION = [{"accountAttribute": "email", "identityAttribute": "email"}]
 
 
 def _source(rt: Runtime, name: str, authoritative: bool, description: str) -> tuple[str, bool]:
-    from sqlalchemy import select
-
     with rt.db.read() as session:
         existing = session.execute(select(Source.id).where(Source.name == name)).scalar()
     if existing:
