@@ -47,8 +47,11 @@ class JobContext:
         if message is not None:
             values["progress_message"] = message[:500]
         with self.db.write() as session:
-            repository.touch(session, self.job_id, self.worker_id, **values)
-        self.check_cancelled()
+            cancel = repository.touch(session, self.job_id, self.worker_id, **values)
+        if cancel:
+            raise JobCancelled()
+        if cancel is None:  # not this worker's any more: see whether it still exists
+            self.check_cancelled()
 
     def check_cancelled(self) -> None:
         with self.db.read() as session:
@@ -70,7 +73,7 @@ class JobContext:
             now = utcnow()
             try:
                 with self.db.write() as session:
-                    alive = repository.touch(
+                    mine = repository.touch(
                         session,
                         self.job_id,
                         self.worker_id,
@@ -79,5 +82,5 @@ class JobContext:
                     )
             except Exception:  # a missed beat is retried; the lease covers several
                 continue
-            if not alive:
+            if mine is None:  # the job ended or was taken over
                 return

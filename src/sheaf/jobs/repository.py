@@ -84,15 +84,20 @@ def active_payload_values(session: Session, key: str) -> set[str]:
     return {str(p[key]) for p in rows if p and p.get(key)}
 
 
-def touch(session: Session, job_id: str, worker_id: str, **values: Any) -> bool:
-    """Update a running job's own columns (lease, progress); never its status."""
-    result = session.execute(
+def touch(session: Session, job_id: str, worker_id: str, **values: Any) -> bool | None:
+    """Update a running job's own columns (lease, progress); never its status.
+
+    Returns None if the job is no longer this worker's to run, else whether cancellation
+    has been asked for (read in the same statement, so progress costs one round trip).
+    """
+    row = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.RUNNING.value, Job.worker_id == worker_id)
         .values(updated_at=utcnow(), **values)
+        .returning(Job.cancel_requested_at)
         .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    ).first()
+    return None if row is None else row[0] is not None
 
 
 def events(session: Session, job_id: str) -> list[JobEvent]:
