@@ -11,9 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVarTuple
 
-from sqlalchemy import ColumnElement, and_, not_, or_, true
+from fastapi import Response
+from sqlalchemy import ColumnElement, Row, Select, and_, func, not_, or_, select, true
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement as Column
 
 from sheaf.errors import BadRequest
@@ -22,6 +24,7 @@ _TOKEN = re.compile(
     r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<lp>\()|(?P<rp>\))|(?P<comma>,)'
     r"|(?P<word>[A-Za-z_][\w.]*)|(?P<num>-?\d+(?:\.\d+)?))"
 )
+Ts = TypeVarTuple("Ts")
 OPS = {"eq", "ne", "in", "sw", "co", "gt", "lt", "ge", "le", "isnull", "pr"}
 
 
@@ -173,3 +176,16 @@ def page(limit: int | None, offset: int | None, maximum: int = 250) -> tuple[int
     if offset < 0:
         raise BadRequest(f"offset must not be negative; got {offset}")
     return limit, offset
+
+
+def fetch_page(
+    session: Session, stmt: Select[*Ts], counted: Any, where: ColumnElement[bool],
+    order: list[Any], limit: int, offset: int, count: bool, response: Response,
+) -> list[Row[*Ts]]:
+    """One page of ``stmt``; with ``count``, the total of ``counted`` rows matching
+    ``where`` goes into the X-Total-Count header, as SailPoint's ``count=true`` asks."""
+    rows = list(session.execute(stmt.where(where).order_by(*order).limit(limit).offset(offset)))
+    if count:
+        total = session.execute(select(func.count()).select_from(counted).where(where))
+        response.headers["X-Total-Count"] = str(total.scalar_one())
+    return rows

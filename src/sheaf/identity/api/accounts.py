@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, select
 
 from sheaf.identity import service
 from sheaf.identity.api import wire
 from sheaf.identity.api.deps import identity_reader, source_admin
 from sheaf.identity.models import Account, Identity, Source
-from sheaf.kit.filters import Field, page, parse_filters, parse_sorters
+from sheaf.kit.filters import Field, fetch_page, page, parse_filters, parse_sorters
 from sheaf.runtime import Runtime, get_runtime
 
 router = APIRouter(tags=["accounts"])
@@ -52,15 +52,10 @@ def list_accounts(
     where = parse_filters(filters, ACCOUNT_FILTERS)
     order = parse_sorters(sorters, ACCOUNT_SORTERS, [Account.id])
     with runtime.db.read() as session:
-        rows = session.execute(
-            select(Account, Source, Identity.name)
-            .join(Source, Source.id == Account.source_id)
-            .outerjoin(Identity, Identity.id == Account.identity_id)
-            .where(where).order_by(*order).limit(limit).offset(offset)
-        ).all()
-        if count:
-            total = session.execute(select(func.count()).select_from(Account).where(where))
-            response.headers["X-Total-Count"] = str(total.scalar_one())
+        stmt = (select(Account, Source, Identity.name)
+                .join(Source, Source.id == Account.source_id)
+                .outerjoin(Identity, Identity.id == Account.identity_id))
+        rows = fetch_page(session, stmt, Account, where, order, limit, offset, count, response)
     return [wire.account(a, s, n) for a, s, n in rows]
 
 
@@ -87,13 +82,9 @@ def list_identities(
         where = where & correlated
     order = parse_sorters(sorters, IDENTITY_SORTERS, [Identity.name, Identity.id])
     with runtime.db.read() as session:
-        rows = list(session.execute(
-            select(Identity).where(where).order_by(*order).limit(limit).offset(offset)
-        ).scalars())
-        if count:
-            total = session.execute(select(func.count()).select_from(Identity).where(where))
-            response.headers["X-Total-Count"] = str(total.scalar_one())
-    return [wire.identity(r) for r in rows]
+        rows = fetch_page(session, select(Identity), Identity, where, order, limit, offset,
+                          count, response)
+    return [wire.identity(identity) for (identity,) in rows]
 
 
 def get_identity(id: str, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import jsonpatch
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from sheaf.errors import BadRequest, NotFound
@@ -17,7 +17,7 @@ from sheaf.identity.api.deps import source_admin
 from sheaf.identity.models import Source, SourceSchema
 from sheaf.kit.base import new_id
 from sheaf.kit.filters import Field as FilterField
-from sheaf.kit.filters import page, parse_filters, parse_sorters
+from sheaf.kit.filters import fetch_page, page, parse_filters, parse_sorters
 from sheaf.runtime import Runtime, get_runtime
 
 router = APIRouter(tags=["sources"], dependencies=[Depends(source_admin)])
@@ -121,12 +121,8 @@ def list_sources(
     where = parse_filters(filters, SOURCE_FILTERS)
     order = parse_sorters(sorters, SOURCE_SORTERS, [Source.created, Source.id])
     with runtime.db.read() as session:
-        rows = list(session.execute(
-            select(Source).where(where).order_by(*order).limit(limit).offset(offset)
-        ).scalars())
-        if count:
-            total = session.execute(select(func.count()).select_from(Source).where(where))
-            response.headers["X-Total-Count"] = str(total.scalar_one())
+        rows = [source for (source,) in fetch_page(
+            session, select(Source), Source, where, order, limit, offset, count, response)]
         schemas = _schemas_by_source(session, [r.id for r in rows])
     return [wire.source(r, schemas.get(r.id, [])) for r in rows]
 

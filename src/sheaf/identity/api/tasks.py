@@ -14,7 +14,7 @@ from sheaf.identity.jobs import LOAD_ACCOUNTS
 from sheaf.identity.models import Source
 from sheaf.jobs.models import Job
 from sheaf.jobs.states import JobStatus
-from sheaf.kit.filters import Field, page, parse_filters, parse_sorters
+from sheaf.kit.filters import Field, fetch_page, page, parse_filters, parse_sorters
 from sheaf.runtime import Runtime, get_runtime
 
 router = APIRouter(tags=["task-management"])
@@ -94,12 +94,8 @@ def list_task_status(
     where = and_(IDENTITY_JOBS, parse_filters(filters, TASK_FILTERS))
     order = parse_sorters(sorters, TASK_SORTERS, [Job.created_at, Job.id])
     with runtime.db.read() as session:
-        jobs = list(session.execute(
-            select(Job).where(where).order_by(*order).limit(limit).offset(offset)
-        ).scalars())
-        if count:
-            total = session.execute(select(func.count()).select_from(Job).where(where))
-            response.headers["X-Total-Count"] = str(total.scalar_one())
+        jobs = [job for (job,) in fetch_page(
+            session, select(Job), Job, where, order, limit, offset, count, response)]
     return _render(runtime, jobs)
 
 
