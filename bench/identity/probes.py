@@ -70,6 +70,23 @@ def wait_for_quiet(max_wait: float, busy_cores: float = 0.25, window: float = 3.
             return busy
 
 
+def wait_for_server_idle(
+    server_pid: int, max_wait: float, busy_cores: float = 0.1, window: float = 0.25
+) -> float:
+    """Seconds until the server tree uses < ``busy_cores`` over a ``window`` (at most
+    ``max_wait``): the work a load leaves behind after its task completes, such as the WAL
+    checkpoint after a big write. Each phase then starts on an idle server, and what the
+    previous one left behind is reported rather than charged to the next."""
+    started = time.monotonic()
+    while True:
+        before = CpuSnapshot.take(server_pid).server
+        time.sleep(window)
+        busy = (CpuSnapshot.take(server_pid).server - before) / window
+        waited = time.monotonic() - started
+        if busy < busy_cores or waited >= max_wait:
+            return waited - window
+
+
 def cpu_usage(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
     """Where the machine's CPU went during a phase; ``others`` is noise from other work."""
     server = after.server - before.server

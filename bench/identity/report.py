@@ -82,6 +82,7 @@ def table_rows(sizes: list[SizeResult]) -> list[list[str]]:
                     + _verdict(mem["ok"], mem["enforced"]),
                     latency,
                     _cpu(phase.cpu),
+                    "-" if phase.settle_seconds is None else f"{phase.settle_seconds:.2f}",
                     counters,
                 ]
             )
@@ -99,6 +100,7 @@ HEADERS = [
     "peak RSS MiB (phase / run)",
     "status p50/p99/max ms",
     "CPU s server/others",
+    "settle s",
     "counters",
 ]
 
@@ -128,7 +130,9 @@ def print_table(sizes: list[SizeResult]) -> None:
         f"{TARGET_PEAK_RSS_BYTES / 2**30:.1f} GiB, task-status p99 <= "
         f"{TARGET_STATUS_P99_S * 1000:.0f} ms; (lower-case) = informational at smaller sizes.\n"
         "CPU 'others' = CPU used by processes other than the server and this benchmark during "
-        "the phase: if it is large, the machine was busy and the timings are noisy."
+        "the phase: if it is large, the machine was busy and the timings are noisy.\n"
+        "settle s = how long the server stayed busy after the task completed (the WAL "
+        "checkpoint of what the load wrote); the next phase starts once it is idle."
     )
 
 

@@ -44,6 +44,7 @@ class PhaseResult:
     cpu: dict[str, float] = field(default_factory=dict)
     loadavg_before: tuple[float, float, float] | None = None
     busy_cores_before: float | None = None
+    settle_seconds: float | None = None  # server busy after the task completed
     problems: list[str] = field(default_factory=list)
     profile: dict[str, list[dict[str, Any]]] | None = None
 

@@ -21,7 +21,7 @@ DEFAULT_SHEAF = REPO / ".venv" / "bin" / "sheaf"
 
 # How often a phase polls its task. Kept here, not in run.py, so report.py can record it
 # without importing run.py, which imports report.py.
-COMPLETION_POLL_S = 0.05
+COMPLETION_POLL_S = 0.02
 HTTP_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 

@@ -61,3 +61,21 @@ def test_stale_generation_is_ignored(runtime, make_source, load) -> None:
     source = make_source()
     load(source["id"], HEADER + "a,A,a@x.org\n")
     assert snapshots.load(runtime.settings.data_dir, source["id"], "0" * 32) is None
+
+
+def test_a_run_that_writes_nothing_keeps_the_copy(runtime, make_source, load) -> None:
+    source = make_source()
+    body = HEADER + "a,A,a@x.org\nb,B,b@x.org\n"
+    load(source["id"], body)
+    with runtime.db.read() as session:
+        before = session.get(Source, source["id"]).snapshot_generation  # type: ignore[union-attr]
+    load(source["id"], body)
+    with runtime.db.read() as session:
+        after = session.get(Source, source["id"]).snapshot_generation  # type: ignore[union-attr]
+    assert after == before
+    load(source["id"], HEADER + "a,A,a@y.org\nb,B,b@x.org\n")
+    copy, table = copy_and_table(runtime, source["id"])
+    assert copy is not None and same(copy, table)
+    with runtime.db.read() as session:
+        changed = session.get(Source, source["id"]).snapshot_generation  # type: ignore[union-attr]
+    assert changed != before

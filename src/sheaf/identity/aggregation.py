@@ -90,6 +90,7 @@ def aggregate(
     progress(0, accounts.height, "Comparing with stored accounts")
 
     stored = snapshots.load(settings.data_dir, source_id, source.snapshot_generation)
+    have_copy = stored is not None
     with db.read() as session:
         conn = session.connection()
         if stored is None:
@@ -114,7 +115,10 @@ def aggregate(
 
     changes = result.created.height + result.updated.height + removed.height
     progress(result.total, result.total, f"Applying {changes} account changes")
-    generation = new_id()
+    # A run that writes no account row leaves the stored copy valid as it is.
+    writes = changes + rehash.height + correlated.links.height + correlated.new_identities.height
+    kept_generation = source.snapshot_generation if have_copy and not writes else None
+    generation = kept_generation or new_id()
     with db.write() as session:
         conn = session.connection()
         state = _apply(conn, source_id, result, removed, rehash, correlated, optimize)
@@ -126,7 +130,8 @@ def aggregate(
             update(Source).where(Source.id == source_id)
             .values(last_aggregated=utcnow(), snapshot_generation=generation)
         )
-    snapshots.save(settings.data_dir, source_id, generation, state)
+    if kept_generation is None:
+        snapshots.save(settings.data_dir, source_id, generation, state)
 
     counters = {
         "applications": source.name,
@@ -181,7 +186,8 @@ def _correlation_candidates(result: AccountDiff, optimize: bool) -> pl.DataFrame
     frames = [result.created.select(cols),
               result.updated.filter(pl.col("identity_id").is_null()).select(cols)]
     if not optimize:
-        frames.append(result.unchanged.filter(pl.col("identity_id").is_null()).select(cols))
+        uncorrelated = result.unchanged.filter(pl.col("identity_id").is_null())
+        frames.append(result.records(uncorrelated).select(cols))
     return pl.concat(frames)
 
 
@@ -213,10 +219,10 @@ def _apply(
     ])
     created = encode(result.created).join(links, on="native_identity", how="left")
     created_rows = created.select(
-        new_ids(created.height).alias("id"), "native_identity", "name", "attributes",
+        "row", new_ids(created.height).alias("id"), "native_identity", "name", "attributes",
         "content_hash", "identity_id",
     )
-    bulk.insert_frame(conn, "account", created_rows,
+    bulk.insert_frame(conn, "account", created_rows.drop("row"),
                       constants={"source_id": source_id, **stamps})
     updated = encode(result.updated).join(
         links.rename({"identity_id": "new_identity"}), on="native_identity", how="left"
@@ -254,11 +260,13 @@ def _apply(
                        rehash.select("content_hash", "id"))
     bulk.execute_frame(conn, "DELETE FROM account WHERE id = ?", removed.select("id"))
     kept = result.removed.join(removed.select("id"), on="id", how="anti")
-    columns = list(STORED_SCHEMA)
-    return pl.concat([
+    # In file order: a reload listing the same accounts in the same order then pairs them
+    # by position instead of joining (see engine.diff).
+    columns = ["row", *STORED_SCHEMA]
+    current = pl.concat([
         unchanged.select(columns),
         updated.with_columns(identity_id=pl.coalesce("new_identity", "identity_id"))
         .select(columns),
         created_rows.select(columns),
-        kept.select(columns),
-    ])
+    ]).sort("row").drop("row")
+    return pl.concat([current, kept.select(*STORED_SCHEMA)])

@@ -83,6 +83,35 @@ def read(path: Path, *, delimiter: str = ",", max_field_bytes: int) -> ParsedFil
     if not head or head == BOM or (head.startswith(BOM) and len(head) == len(BOM)):
         raise InvalidFile("The file is empty: it needs a header line and one line per account")
     columns = _header(path, delimiter)
+    try:
+        table = _parse(path, delimiter, columns, strict=not _has_quotes(path))
+    except pa.ArrowInvalid:
+        # Whatever the quick parse tripped on, the strict one says precisely.
+        table = _parse(path, delimiter, columns, strict=True)
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    if frame.height == 0:
+        raise InvalidFile("The file has a header but no accounts")
+    parsed = ParsedFile(path, delimiter, frame, columns)
+    _check_field_sizes(parsed, max_field_bytes)
+    return parsed
+
+
+def _has_quotes(path: Path) -> bool:
+    with path.open("rb") as f:
+        while chunk := f.read(BLOCK_SIZE):
+            if b'"' in chunk:
+                return True
+    return False
+
+
+def _parse(path: Path, delimiter: str, columns: list[str], *, strict: bool) -> pa.Table:
+    """Arrow's parse of the whole file, every column a string.
+
+    Only a quoted field can hold a newline, so a file without quotes is parsed without
+    looking for them (about a third faster) and without a per-row callback; any error
+    there sends the caller to the strict parse, which reports every ragged row.
+    """
     invalid: list[pacsv.InvalidRow] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -94,7 +123,9 @@ def read(path: Path, *, delimiter: str = ",", max_field_bytes: int) -> ParsedFil
             path,
             read_options=pacsv.ReadOptions(block_size=BLOCK_SIZE),
             parse_options=pacsv.ParseOptions(
-                delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_invalid
+                delimiter=delimiter,
+                newlines_in_values=strict,
+                invalid_row_handler=on_invalid if strict else None,
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in columns},
@@ -104,16 +135,12 @@ def read(path: Path, *, delimiter: str = ",", max_field_bytes: int) -> ParsedFil
             ),
         )
     except pa.ArrowInvalid as exc:
+        if not strict:
+            raise
         raise _explain(path, str(exc)) from None
     if invalid:
         raise _ragged(path, delimiter, len(columns), len(invalid))
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    if frame.height == 0:
-        raise InvalidFile("The file has a header but no accounts")
-    parsed = ParsedFile(path, delimiter, frame, columns)
-    _check_field_sizes(parsed, max_field_bytes)
-    return parsed
+    return table
 
 
 def _header(path: Path, delimiter: str) -> list[str]:
