@@ -12,7 +12,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class JobSettings(BaseModel):
-    executor: Literal["local", "inline"] = "local"
+    # local: workers beside the API; dramatiq: ids go through Redis to `sheaf worker`s
+    executor: Literal["local", "inline", "dramatiq"] = "local"
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    queue: str = "sheaf-jobs"
     # local executor: run jobs in worker processes (default) or threads of the API process
     isolation: Literal["process", "thread"] = "process"
     workers: int = Field(default=2, ge=1, le=64)

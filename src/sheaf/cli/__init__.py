@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from sheaf.cli import credentials, db, demo, identity, jobs, serve
+from sheaf.cli import credentials, db, demo, identity, jobs, serve, worker
 
 app = typer.Typer(no_args_is_help=True, help="sheaf: a self-hosted aggregation server.")
 app.command("serve")(serve.serve)
+app.command("worker")(worker.worker)
 app.command("demo")(demo.demo)
 app.add_typer(db.app, name="db")
 app.add_typer(credentials.app, name="credentials")

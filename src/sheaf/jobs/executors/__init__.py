@@ -12,6 +12,10 @@ from sheaf.jobs.executors.local import LocalExecutor
 def make_executor(db: Database, settings: Settings) -> Executor:
     if settings.jobs.executor == "inline":
         return InlineExecutor(db, settings)
+    if settings.jobs.executor == "dramatiq":
+        from sheaf.jobs.executors.distributed import DramatiqExecutor
+
+        return DramatiqExecutor(db, settings)
     return LocalExecutor(db, settings)
 
 

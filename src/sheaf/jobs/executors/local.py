@@ -5,9 +5,8 @@ Python, and in a thread it would fight the API's request handlers for the GIL (s
 gives the GIL back for every row it writes, then waits to get it back). ``isolation =
 "thread"`` keeps jobs in-process, for tests whose handlers live in the test module.
 
-A maintenance thread runs the reaper and re-offers queued jobs whose time has come
-(retries after backoff, jobs left queued by a restart): the database, not this
-process's memory, decides what is pending.
+A maintenance thread (``sheaf.jobs.maintenance``) reaps dead workers' jobs and re-offers
+queued jobs whose time has come.
 """
 
 from __future__ import annotations
@@ -19,11 +18,10 @@ import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from sheaf.blobs import BlobStore
 from sheaf.config import Settings
 from sheaf.db import Database
-from sheaf.jobs import repository, worker
-from sheaf.jobs.reaper import reap
+from sheaf.jobs import worker
+from sheaf.jobs.maintenance import Maintenance
 from sheaf.jobs.runner import run_job
 
 log = logging.getLogger(__name__)
@@ -37,18 +35,16 @@ class LocalExecutor:
         self._queue: queue.Queue[str] = queue.Queue()
         self._offered: set[str] = set()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pool: ProcessPoolExecutor | None = None
+        self._maintenance = Maintenance(db, settings, self.submit)
 
     def start(self) -> None:
         for n in range(self.settings.jobs.workers):
             t = threading.Thread(target=self._work, name=f"sheaf-worker-{n}", daemon=True)
             t.start()
             self._threads.append(t)
-        t = threading.Thread(target=self._maintain, name="sheaf-maintenance", daemon=True)
-        t.start()
-        self._threads.append(t)
+        self._maintenance.start()
         if self.settings.jobs.isolation == "process":
             # Start one worker process now: spawning it and importing sheaf takes about a
             # second, which the first job would otherwise wait for. Others start on demand,
@@ -63,7 +59,7 @@ class LocalExecutor:
         self._queue.put(job_id)
 
     def shutdown(self, graceful: bool = True) -> None:
-        self._stop.set()
+        self._maintenance.stop(timeout=30 if graceful else 0)
         for _ in range(self.settings.jobs.workers):
             self._queue.put(_STOP)
         if graceful:
@@ -110,21 +106,3 @@ class LocalExecutor:
                 self.db.checkpoint()
             except Exception:
                 log.exception("executor could not run job %s", job_id)
-
-    def _maintain(self) -> None:
-        first = True
-        while first or not self._stop.wait(self.settings.jobs.reaper_interval_seconds):
-            first = False
-            try:
-                reap(self.db)
-                self.db.checkpoint()
-                with self.db.read() as session:
-                    ready = repository.ready_ids(session)
-                    needed = repository.active_payload_values(session, "blob")
-                # Files of jobs that ended without cleaning up (crashed, cancelled, set to
-                # Error by an operator); an hour's grace covers uploads not yet submitted.
-                BlobStore(self.settings.blob_dir).sweep(needed, older_than=3600)
-                for job_id in ready:
-                    self.submit(job_id)
-            except Exception:
-                log.exception("job maintenance pass failed")

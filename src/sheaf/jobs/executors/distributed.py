@@ -1,0 +1,86 @@
+"""The scaled-out executor: job ids travel through Redis (dramatiq) to ``sheaf worker``
+processes on any number of hosts, which share the database (PostgreSQL) and blob store.
+
+The broker carries nothing but ids. Its retries, time limit and age limit are left out:
+retries and backoff belong to the job core, a long aggregation is kept alive by its
+lease, and a message delivered twice is harmless because claiming a job is a
+compare-and-set (the second delivery finds it no longer queued).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Callable
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+
+from sheaf.config import Settings
+from sheaf.db import Database
+from sheaf.jobs import worker
+from sheaf.jobs.maintenance import Maintenance
+from sheaf.jobs.runner import run_job
+
+log = logging.getLogger(__name__)
+ACTOR_NAME = "sheaf_run_job"
+
+
+def _broker_and_actor(
+    settings: Settings, run: Callable[[str], None]
+) -> tuple[RedisBroker, dramatiq.Actor[[str], None]]:
+    broker = RedisBroker(url=settings.jobs.broker_url, middleware=[])
+    actor = dramatiq.Actor(run, broker=broker, actor_name=ACTOR_NAME,
+                           queue_name=settings.jobs.queue, priority=0, options={})
+    return broker, actor
+
+
+def _not_here(job_id: str) -> None:  # the API side only sends
+    raise RuntimeError(f"job {job_id} was delivered to a process that does not run jobs")
+
+
+class DramatiqExecutor:
+    """The API side: send job ids; keep the maintenance pass (reaper, due retries)."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.broker, self.actor = _broker_and_actor(settings, _not_here)
+        self._maintenance = Maintenance(db, settings, self.submit)
+
+    def start(self) -> None:
+        self._maintenance.start()
+
+    def submit(self, job_id: str) -> None:
+        self.actor.send(job_id)
+
+    def shutdown(self, graceful: bool = True) -> None:
+        self._maintenance.stop(timeout=30 if graceful else 0)
+        self.broker.close()
+
+
+def serve_worker(settings: Settings, threads: int, stop: threading.Event) -> None:
+    """Run jobs delivered through the broker until ``stop`` is set (``sheaf worker``)."""
+    db = Database(settings.db_url)
+    for module in worker.HANDLER_MODULES:
+        importlib.import_module(module)
+
+    def run(job_id: str) -> None:
+        try:
+            run_job(db, job_id, settings)
+        except Exception:  # the job core records outcomes; this is its own failure
+            log.exception("could not run job %s", job_id)
+
+    broker, _ = _broker_and_actor(settings, run)
+    consumer = dramatiq.Worker(broker, queues={settings.jobs.queue}, worker_threads=threads,
+                               worker_timeout=200)
+    consumer.start()
+    log.info("sheaf worker: %d thread(s) on queue %s at %s", threads, settings.jobs.queue,
+             settings.jobs.broker_url)
+    try:
+        stop.wait()
+    finally:
+        # Running jobs get the lease's length to finish; what is cut off is requeued by a
+        # reaper once its lease expires.
+        consumer.stop(timeout=int(settings.jobs.lease_seconds * 1000))
+        broker.close()
+        db.dispose()
