@@ -4,10 +4,14 @@ sharing the database, and the job core, not the broker, decides what runs."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -40,6 +44,13 @@ def scaled_settings(settings: Settings) -> Iterator[Settings]:
     client.close()
 
 
+@pytest.fixture
+def scaled_runtime(scaled_settings: Settings) -> Iterator[Runtime]:
+    runtime = Runtime.build(scaled_settings)
+    yield runtime
+    runtime.close()  # an app given a runtime leaves closing it (and its maintenance) to us
+
+
 class Worker:
     """``sheaf worker`` in a thread of the test process, so test handlers are registered."""
 
@@ -57,51 +68,50 @@ class Worker:
         assert not self.thread.is_alive()
 
 
-def test_jobs_travel_through_redis_to_a_worker(scaled_settings: Settings) -> None:
-    runtime = Runtime.build(scaled_settings)
+def test_jobs_travel_through_redis_to_a_worker(
+    scaled_settings: Settings, scaled_runtime: Runtime
+) -> None:
+    runtime = scaled_runtime
     assert isinstance(runtime.executor, DramatiqExecutor)
     CALLS.clear()
-    try:
-        with Worker(scaled_settings):
-            jobs = [runtime.jobs.submit("test.echo", {"n": i}) for i in range(10)]
-            for job in jobs:
-                assert wait_for(runtime, job.id, "succeeded") == "succeeded"
-    finally:
-        runtime.close()
+    with Worker(scaled_settings):
+        jobs = [runtime.jobs.submit("test.echo", {"n": i}) for i in range(10)]
+        for job in jobs:
+            assert wait_for(runtime, job.id, "succeeded") == "succeeded"
     assert sorted(CALLS) == sorted(j.id for j in jobs)
 
 
-def test_a_message_delivered_twice_runs_the_job_once(scaled_settings: Settings) -> None:
-    runtime = Runtime.build(scaled_settings)
+def test_a_message_delivered_twice_runs_the_job_once(
+    scaled_settings: Settings, scaled_runtime: Runtime
+) -> None:
+    runtime = scaled_runtime
     CALLS.clear()
-    try:
-        job = runtime.jobs.submit("test.echo", {"n": 1})
-        runtime.executor.submit(job.id)  # a second delivery, as after a broker redelivery
-        with Worker(scaled_settings):
-            wait_for(runtime, job.id, "succeeded")
-            time.sleep(0.5)  # give the duplicate its chance to (wrongly) run again
-    finally:
-        runtime.close()
+    job = runtime.jobs.submit("test.echo", {"n": 1})
+    runtime.executor.submit(job.id)  # a second delivery, as after a broker redelivery
+    with Worker(scaled_settings):
+        wait_for(runtime, job.id, "succeeded")
+        time.sleep(0.5)  # give the duplicate its chance to (wrongly) run again
     assert [job.id] == CALLS
     assert runtime.jobs.get(job.id).attempt == 1  # type: ignore[union-attr]
 
 
-def test_a_retry_is_offered_again_by_the_servers_maintenance(scaled_settings: Settings) -> None:
+def test_a_retry_is_offered_again_by_the_servers_maintenance(
+    scaled_settings: Settings, scaled_runtime: Runtime
+) -> None:
     # test.flaky fails its first attempt; the job core requeues it and the API side's
     # maintenance pass sends it again once it is due.
-    runtime = Runtime.build(scaled_settings)
+    runtime = scaled_runtime
     runtime.executor.start()
-    try:
-        with Worker(scaled_settings):
-            job = runtime.jobs.submit("test.flaky", {})
-            assert wait_for(runtime, job.id, "warning", "failed") == "warning"  # its outcome
-        assert runtime.jobs.get(job.id).attempt == 2  # type: ignore[union-attr]
-    finally:
-        runtime.close()
+    with Worker(scaled_settings):
+        job = runtime.jobs.submit("test.flaky", {})
+        assert wait_for(runtime, job.id, "warning", "failed") == "warning"  # its outcome
+    assert runtime.jobs.get(job.id).attempt == 2  # type: ignore[union-attr]
 
 
-def test_load_accounts_end_to_end_in_scaled_out_mode(scaled_settings: Settings) -> None:
-    runtime = Runtime.build(scaled_settings)
+def test_load_accounts_end_to_end_in_scaled_out_mode(
+    scaled_settings: Settings, scaled_runtime: Runtime
+) -> None:
+    runtime = scaled_runtime
     with Worker(scaled_settings), TestClient(create_app(runtime=runtime)) as client:
         auth = {"Authorization": f"Bearer {issue_token(client, runtime)}"}
         source = client.post("/v3/sources", headers=auth, json={
@@ -122,3 +132,37 @@ def test_load_accounts_end_to_end_in_scaled_out_mode(scaled_settings: Settings) 
         accounts = client.get("/v3/accounts", headers=auth,
                               params={"filters": f'sourceId eq "{source["id"]}"'}).json()
         assert sorted(a["nativeIdentity"] for a in accounts) == ["u1", "u2"]
+
+
+def test_sheaf_worker_command_runs_load_accounts_and_stops_on_sigterm(
+    scaled_settings: Settings, scaled_runtime: Runtime
+) -> None:
+    """The real `sheaf worker` process: its own imports register the identity handler,
+    and SIGTERM ends it cleanly."""
+    env = {**os.environ, "SHEAF_DATA_DIR": str(scaled_settings.data_dir),
+           "SHEAF_JOBS__BROKER_URL": REDIS_URL, "SHEAF_JOBS__QUEUE": scaled_settings.jobs.queue}
+    if scaled_settings.database_url:
+        env["SHEAF_DATABASE_URL"] = scaled_settings.database_url
+    sheaf = Path(sys.executable).parent / "sheaf"
+    worker = subprocess.Popen([str(sheaf), "worker", "--threads", "1"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        runtime = scaled_runtime
+        with TestClient(create_app(runtime=runtime)) as client:
+            auth = {"Authorization": f"Bearer {issue_token(client, runtime)}"}
+            source = client.post("/v3/sources", headers=auth, json={
+                "name": "HR", "connector": "delimited-file"}).json()
+            task_id = client.post(
+                f"/v2025/sources/{source['id']}/load-accounts", headers=auth,
+                files={"file": ("hr.csv", b"id,name\nu1,Ada\n", "text/csv")},
+            ).json()["task"]["id"]
+            job = wait_for(runtime, task_id, "succeeded", "failed", timeout=60)
+        assert job == "succeeded"
+        worker.send_signal(signal.SIGTERM)
+        output, _ = worker.communicate(timeout=30)
+        assert worker.returncode == 0, output.decode()
+        assert b"SIGTERM" in output
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
