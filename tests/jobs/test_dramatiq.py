@@ -37,8 +37,12 @@ def scaled_settings(settings: Settings) -> Iterator[Settings]:
     settings.jobs.queue = f"sheaf-test-{uuid.uuid4().hex[:8]}"  # this test's own queue
     settings.jobs.reaper_interval_seconds = 0.1
     yield settings
+    flush_queue(settings.jobs.queue)
+
+
+def flush_queue(queue: str) -> None:
     client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(f"dramatiq:*{settings.jobs.queue}*"))
+    keys = list(client.scan_iter(f"dramatiq:*{queue}*"))
     if keys:
         client.delete(*keys)
     client.close()
@@ -95,17 +99,33 @@ def test_a_message_delivered_twice_runs_the_job_once(
     assert runtime.jobs.get(job.id).attempt == 1  # type: ignore[union-attr]
 
 
-def test_a_retry_is_offered_again_by_the_servers_maintenance(
+def test_a_retry_is_delivered_again_after_its_backoff(
     scaled_settings: Settings, scaled_runtime: Runtime
 ) -> None:
-    # test.flaky fails its first attempt; the job core requeues it and the API side's
-    # maintenance pass sends it again once it is due.
+    # test.flaky fails its first attempt; the job core requeues it, and the worker sends
+    # its id again, delayed by the backoff.
     runtime = scaled_runtime
-    runtime.executor.start()
     with Worker(scaled_settings):
         job = runtime.jobs.submit("test.flaky", {})
         assert wait_for(runtime, job.id, "warning", "failed") == "warning"  # its outcome
     assert runtime.jobs.get(job.id).attempt == 2  # type: ignore[union-attr]
+
+
+def test_a_lost_message_is_sent_again_by_the_maintenance_pass(
+    scaled_settings: Settings,
+) -> None:
+    scaled_settings.jobs.lease_seconds = 1  # re-sent once queued this long
+    runtime = Runtime.build(scaled_settings)
+    CALLS.clear()
+    try:
+        job = runtime.jobs.submit("test.echo", {"n": 1})
+        flush_queue(scaled_settings.jobs.queue)  # as if Redis restarted empty
+        runtime.executor.start()
+        with Worker(scaled_settings):
+            assert wait_for(runtime, job.id, "succeeded") == "succeeded"
+    finally:
+        runtime.close()
+    assert [job.id] == CALLS
 
 
 def test_load_accounts_end_to_end_in_scaled_out_mode(

@@ -25,10 +25,15 @@ BLOB_GRACE_SECONDS = 3600
 
 
 class Maintenance:
-    def __init__(self, db: Database, settings: Settings, offer: Callable[[str], None]) -> None:
+    """``offer`` gets each queued job that has been ready for ``waited`` seconds or more."""
+
+    def __init__(
+        self, db: Database, settings: Settings, offer: Callable[[str], None], waited: float = 0
+    ) -> None:
         self.db = db
         self.settings = settings
         self.offer = offer
+        self.waited = waited
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -45,7 +50,7 @@ class Maintenance:
         reap(self.db)
         self.db.checkpoint()
         with self.db.read() as session:
-            ready = repository.ready_ids(session)
+            ready = repository.ready_ids(session, waited=self.waited)
             needed = repository.active_payload_values(session, "blob")
         # Files of jobs that ended without cleaning up (crashed, cancelled, set to Error
         # by an operator).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, insert, select, update
@@ -57,11 +57,12 @@ def get(session: Session, job_id: str) -> Job | None:
     return session.get(Job, job_id, populate_existing=True)
 
 
-def ready_ids(session: Session, limit: int = 100) -> list[str]:
-    """Queued jobs whose time has come, oldest first."""
+def ready_ids(session: Session, limit: int = 100, waited: float = 0.0) -> list[str]:
+    """Queued jobs whose time came at least ``waited`` seconds ago, oldest first."""
     rows = session.execute(
         select(Job.id)
-        .where(Job.status == JobStatus.QUEUED.value, Job.run_after <= utcnow())
+        .where(Job.status == JobStatus.QUEUED.value,
+               Job.run_after <= utcnow() - timedelta(seconds=waited))
         .order_by(Job.run_after, Job.created_at)
         .limit(limit)
     )
