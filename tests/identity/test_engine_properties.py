@@ -137,6 +137,10 @@ def test_every_diff_path_classifies_alike(first: dict, second: dict, rnd) -> Non
     assert classes(incoming, same_keys) == {
         "created": set(), "updated": set(), "removed": set(),
         "unchanged": set(incoming["native_identity"])}
+    # that shortcut's frames have the shapes the rest of the aggregation expects
+    paired, joined = diff(incoming, same_keys), diff(incoming, same_keys.reverse())
+    for name in ("created", "updated", "unchanged", "removed"):
+        assert getattr(paired, name).schema == getattr(joined, name).schema
 
 
 # -- the same property through HTTP, the CSV parser and a real database -------------------
