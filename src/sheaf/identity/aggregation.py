@@ -217,16 +217,14 @@ def _apply(
         correlated.links,
         new_identities.select("native_identity", pl.col("id").alias("identity_id")),
     ])
-    created = encode(result.created).join(links, on="native_identity", how="left")
+    created = _linked(result.created, links, "identity_id")
     created_rows = created.select(
-        "row", new_ids(created.height).alias("id"), "native_identity", "name", "attributes",
+        "row", new_ids(created.height).alias("id"), "native_identity", "name", "record",
         "content_hash", "identity_id",
     )
     bulk.insert_frame(conn, "account", created_rows.drop("row"),
-                      constants={"source_id": source_id, **stamps})
-    updated = encode(result.updated).join(
-        links.rename({"identity_id": "new_identity"}), on="native_identity", how="left"
-    )
+                      constants={"source_id": source_id, **stamps}, prepare=encode)
+    updated = encode(_linked(result.updated, links, "new_identity"))
     bulk.execute_frame(
         conn,
         "UPDATE account SET name = ?, attributes = ?, content_hash = ?, "
@@ -270,3 +268,11 @@ def _apply(
         created_rows.select(columns),
     ]).sort("row").drop("row")
     return pl.concat([current, kept.select(*STORED_SCHEMA)])
+
+
+def _linked(accounts: pl.DataFrame, links: pl.DataFrame, column: str) -> pl.DataFrame:
+    """``accounts`` with the identity each is linked to now (or null) as ``column``."""
+    if links.height == 0:  # the usual reload: nothing to join, nothing to copy
+        return accounts.with_columns(pl.lit(None, dtype=pl.String).alias(column))
+    return accounts.join(links.rename({"identity_id": column}), on="native_identity",
+                         how="left")

@@ -7,7 +7,8 @@ SQLite gets ``executemany``; PostgreSQL gets ``COPY`` for inserts.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -58,28 +59,39 @@ def fetch_by_ids(
 
 
 def insert_frame(
-    conn: Connection, table: str, frame: pl.DataFrame, constants: dict[str, str] | None = None
+    conn: Connection,
+    table: str,
+    frame: pl.DataFrame,
+    constants: dict[str, str] | None = None,
+    prepare: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
 ) -> None:
     """Insert every row of ``frame``; ``constants`` are columns equal on every row (written
-    into the statement once rather than bound once per row)."""
+    into the statement once rather than bound once per row). ``prepare`` turns each batch
+    into the columns to write, so a wide derived column (JSON text, say) never exists for
+    every row at once."""
     if frame.height == 0:
         return
-    constants = constants or {}
     raw = conn.connection.driver_connection
+    batches = (prepare(b) if prepare else b for b in frame.iter_slices(BATCH))
+    first = next(batches)
+    rest = itertools.chain([first], batches)
+    constants = constants or {}
     if _is_sqlite(conn):
-        columns = ", ".join([*frame.columns, *constants])
-        values = ", ".join(["?"] * frame.width + [_literal(v) for v in constants.values()])
+        columns = ", ".join([*first.columns, *constants])
+        values = ", ".join(["?"] * first.width + [_literal(v) for v in constants.values()])
         sql = f"INSERT INTO {table} ({columns}) VALUES ({values})"
-        for batch in frame.iter_slices(BATCH):
+        for batch in rest:
             raw.executemany(sql, batch.iter_rows())  # type: ignore[union-attr]
         return
-    frame = frame.with_columns(pl.lit(v, dtype=pl.String).alias(k) for k, v in constants.items())
+    names = [*first.columns, *constants]
     with raw.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
-        f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN (FORMAT csv)"
+        f"COPY {table} ({', '.join(names)}) FROM STDIN (FORMAT csv)"
     ) as copy:
-        for batch in frame.iter_slices(BATCH):
+        for batch in rest:
             buffer = io.BytesIO()
-            batch.write_csv(buffer, include_header=False, null_value="", quote_style="non_numeric")
+            batch.with_columns(
+                pl.lit(v, dtype=pl.String).alias(k) for k, v in constants.items()
+            ).write_csv(buffer, include_header=False, null_value="", quote_style="non_numeric")
             copy.write(buffer.getvalue())
 
 
