@@ -80,8 +80,7 @@ class _Receiver:
 
     def finish(self) -> Upload:
         if self.file is not None and self.partial is not None:
-            self.file.close()
-            self.upload.blob = self.blobs.commit(self.partial)
+            self.upload.blob = self.blobs.commit(self.partial, self.file)
             self.file = None
         return self.upload
 
