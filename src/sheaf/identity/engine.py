@@ -74,7 +74,10 @@ def snapshot(frame: pl.DataFrame, schema: AccountSchema) -> Snapshot:
     if blank_rows:
         frame = frame.filter(pl.col(key).is_not_null())
 
-    any_repeated = _has_repeats(frame[key])
+    # Files are usually sorted by account id (SailPoint asks for it): one comparison of
+    # neighbours then proves there are no repeats, and the diff may merge-join.
+    increasing = _strictly_increasing(frame[key])
+    any_repeated = not increasing and bool(frame[key].is_duplicated().any())
     repeated = frame[key].is_duplicated() if any_repeated else None
     single = frame.filter(~repeated) if repeated is not None else frame
     if multi:
@@ -86,7 +89,7 @@ def snapshot(frame: pl.DataFrame, schema: AccountSchema) -> Snapshot:
             for a in multi
         )
     if not any_repeated:
-        return _finish(single, schema, blank_rows)
+        return _finish(single, schema, blank_rows, increasing)
     merged = (
         frame.filter(repeated)  # type: ignore[arg-type]
         .group_by(key, maintain_order=True)
@@ -104,17 +107,13 @@ def snapshot(frame: pl.DataFrame, schema: AccountSchema) -> Snapshot:
     return _finish(pl.concat([single, merged], how="vertical_relaxed"), schema, blank_rows)
 
 
-def _has_repeats(ids: pl.Series) -> bool:
-    # Files are usually sorted by account id (SailPoint asks for it), and then repeats
-    # are neighbours: far cheaper to find than by hashing every id.
-    if ids.len() < 2:
-        return False
-    if ids.is_sorted():
-        return bool((ids.slice(1) == ids.slice(0, ids.len() - 1)).any())
-    return bool(ids.is_duplicated().any())
+def _strictly_increasing(ids: pl.Series) -> bool:
+    return ids.len() < 2 or bool((ids.slice(1) > ids.slice(0, ids.len() - 1)).all())
 
 
-def _finish(accounts: pl.DataFrame, schema: AccountSchema, blank_rows: list[int]) -> Snapshot:
+def _finish(
+    accounts: pl.DataFrame, schema: AccountSchema, blank_rows: list[int], increasing: bool = False
+) -> Snapshot:
     key, display, attrs = schema.identity_attribute, schema.display_attribute, schema.attributes
     if display in schema.multi_valued:
         name = pl.col(display).list.first()
@@ -122,8 +121,9 @@ def _finish(accounts: pl.DataFrame, schema: AccountSchema, blank_rows: list[int]
         name = pl.col(display)
     else:
         name = pl.lit(None, dtype=pl.String)
+    native_identity = pl.col(key).set_sorted() if increasing else pl.col(key)
     accounts = accounts.select(
-        pl.col(key).alias("native_identity"),
+        native_identity.alias("native_identity"),
         pl.coalesce(name, pl.col(key)).alias("name"),
         pl.struct(attrs).alias("record"),
     ).with_columns(content_hash=pl.col("record").hash(seed=HASH_SEED).reinterpret(signed=True))
