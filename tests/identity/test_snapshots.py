@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import polars as pl
+import pytest
 
 from sheaf.identity import repository, snapshots
 from sheaf.identity.models import Source
@@ -79,3 +80,29 @@ def test_a_run_that_writes_nothing_keeps_the_copy(runtime, make_source, load) ->
     with runtime.db.read() as session:
         changed = session.get(Source, source["id"]).snapshot_generation  # type: ignore[union-attr]
     assert changed != before
+
+
+def test_a_failed_write_keeps_the_old_copy_and_leaves_no_new_one(
+    runtime, make_source, load, monkeypatch, tmp_path
+) -> None:
+    from sheaf.identity import aggregation
+
+    source = make_source()
+    load(source["id"], HEADER + "a,A,a@x.org\nb,B,b@x.org\n")
+    copy_before, table_before = copy_and_table(runtime, source["id"])
+
+    def fail_midway(conn, source_id, plan):  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("DELETE FROM account")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(aggregation, "_write", fail_midway)
+    file = tmp_path / "next.csv"
+    file.write_text(HEADER + "a,A,a@y.org\nc,C,c@x.org\n")
+    with pytest.raises(RuntimeError, match="disk full"):
+        aggregation.aggregate(runtime.db, runtime.settings, source["id"], file,
+                              optimize=True, progress=lambda *a: None)
+    copy, table = copy_and_table(runtime, source["id"])
+    assert table.equals(table_before)  # rolled back
+    assert copy is not None and copy.equals(copy_before)
+    folder = runtime.settings.data_dir / "snapshots" / source["id"]
+    assert len(list(folder.iterdir())) == 1  # the new generation's file is gone

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -119,19 +120,10 @@ def aggregate(
     writes = changes + rehash.height + correlated.links.height + correlated.new_identities.height
     kept_generation = source.snapshot_generation if have_copy and not writes else None
     generation = kept_generation or new_id()
-    with db.write() as session:
-        conn = session.connection()
-        state = _apply(conn, source_id, result, removed, rehash, correlated, optimize)
-        if learned is not None:
-            schema_row = session.merge(schema_row)
-            schema_row.attributes = learned
-            schema_row.modified = utcnow()
-        session.execute(
-            update(Source).where(Source.id == source_id)
-            .values(last_aggregated=utcnow(), snapshot_generation=generation)
-        )
-    if kept_generation is None:
-        snapshots.save(settings.data_dir, source_id, generation, state)
+    planned = _plan(result, removed, rehash, correlated, optimize)
+    _commit(db, settings, source, planned, generation,
+            save_copy=kept_generation is None,
+            learned=(schema_row, learned) if learned is not None else None)
 
     counters = {
         "applications": source.name,
@@ -197,66 +189,86 @@ def _over_threshold(source: Source, stored: int, removed: int, s: Settings) -> b
     return 100 * removed > source.delete_threshold * stored
 
 
-def _apply(
-    conn: Connection,
-    source_id: str,
+def _commit(
+    db: Database,
+    settings: Settings,
+    source: Source,
+    plan: _Plan,
+    generation: str,
+    *,
+    save_copy: bool,
+    learned: tuple[SourceSchema, list[dict[str, Any]]] | None,
+) -> None:
+    """Write the plan in one transaction and, beside it, the copy the next run diffs with.
+
+    The copy is written while the database is: it is named by a generation that only this
+    commit makes current, so a failed run leaves an unused file, never a wrong copy.
+    """
+    with ThreadPoolExecutor(1) as background:
+        copying = background.submit(
+            snapshots.save, settings.data_dir, source.id, generation, plan.state
+        ) if save_copy else None
+        try:
+            with db.write() as session:
+                _write(session.connection(), source.id, plan)
+                if learned is not None:
+                    schema_row = session.merge(learned[0])
+                    schema_row.attributes = learned[1]
+                    schema_row.modified = utcnow()
+                session.execute(
+                    update(Source).where(Source.id == source.id)
+                    .values(last_aggregated=utcnow(), snapshot_generation=generation)
+                )
+        except BaseException:
+            if copying is not None:
+                wait([copying])
+                snapshots.prune(settings.data_dir, source.id, keep=source.snapshot_generation)
+            raise
+        if copying is not None:
+            copying.result()
+            snapshots.prune(settings.data_dir, source.id, keep=generation)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything one aggregation writes, worked out before the write transaction."""
+
+    new_identities: pl.DataFrame  # id, name, attributes (JSON text)
+    created: pl.DataFrame  # id, native_identity, name, record, content_hash, identity_id
+    updated: pl.DataFrame  # + attributes (JSON text), identity_id, new_identity
+    relinked: pl.DataFrame  # identity_id, id: unchanged accounts linked anew
+    rehash: pl.DataFrame  # content_hash, id
+    removed: pl.DataFrame  # id
+    state: pl.DataFrame  # STORED_SCHEMA: the source's accounts as they will stand
+
+
+def _plan(
     result: AccountDiff,
     removed: pl.DataFrame,
     rehash: pl.DataFrame,
     correlated: Correlated,
     optimize: bool,
-) -> pl.DataFrame:
-    """Write the diff; returns the source's accounts as they now stand (STORED_SCHEMA)."""
-    now = bulk.timestamp(conn, utcnow())
+) -> _Plan:
     new_identities = correlated.new_identities
-    stamps = {"created": now, "modified": now}
-    bulk.insert_frame(conn, "identity", new_identities.select("id", "name", "attributes"),
-                      constants={"source_id": source_id, **stamps})
     # identity for each correlated account: a found link, else its new identity
     links = pl.concat([
         correlated.links,
         new_identities.select("native_identity", pl.col("id").alias("identity_id")),
     ])
     created = _linked(result.created, links, "identity_id")
-    created_rows = created.select(
+    created = created.select(
         "row", new_ids(created.height).alias("id"), "native_identity", "name", "record",
         "content_hash", "identity_id",
     )
-    bulk.insert_frame(conn, "account", created_rows.drop("row"),
-                      constants={"source_id": source_id, **stamps}, prepare=encode)
     updated = encode(_linked(result.updated, links, "new_identity"))
-    bulk.execute_frame(
-        conn,
-        "UPDATE account SET name = ?, attributes = ?, content_hash = ?, "
-        "identity_id = COALESCE(?, identity_id), modified = ? WHERE id = ?",
-        updated.select("name", "attributes", "content_hash", "new_identity",
-                       pl.lit(now).alias("modified"), "id"),
-    )
-    # Authoritative accounts refresh the identities they created.
-    bulk.execute_frame(
-        conn,
-        "UPDATE identity SET name = ?, attributes = ?, modified = ? "
-        "WHERE id = ? AND source_id = ?",
-        updated.filter(pl.col("identity_id").is_not_null()).select(
-            "name", "attributes", pl.lit(now).alias("modified"), "identity_id",
-            pl.lit(source_id).alias("source_id"),
-        ),
-    )
     unchanged = result.unchanged
+    relinked = pl.DataFrame(schema={"identity_id": pl.String, "id": pl.String})
     if not optimize:
-        relinked = unchanged.drop("identity_id").join(links, on="native_identity")
-        bulk.execute_frame(
-            conn,
-            "UPDATE account SET identity_id = ?, modified = ? WHERE id = ?",
-            relinked.select("identity_id", pl.lit(now).alias("modified"), "id"),
-        )
+        relinked = unchanged.drop("identity_id").join(links, on="native_identity").select(
+            "identity_id", "id")
         unchanged = unchanged.join(
-            relinked.select("id", pl.col("identity_id").alias("new_identity")), on="id",
-            how="left",
+            relinked.rename({"identity_id": "new_identity"}), on="id", how="left",
         ).with_columns(identity_id=pl.coalesce("new_identity", "identity_id"))
-    bulk.execute_frame(conn, "UPDATE account SET content_hash = ? WHERE id = ?",
-                       rehash.select("content_hash", "id"))
-    bulk.execute_frame(conn, "DELETE FROM account WHERE id = ?", removed.select("id"))
     kept = result.removed.join(removed.select("id"), on="id", how="anti")
     # In file order: a reload listing the same accounts in the same order then pairs them
     # by position instead of joining (see engine.diff).
@@ -265,9 +277,48 @@ def _apply(
         unchanged.select(columns),
         updated.with_columns(identity_id=pl.coalesce("new_identity", "identity_id"))
         .select(columns),
-        created_rows.select(columns),
+        created.select(columns),
     ]).sort("row").drop("row")
-    return pl.concat([current, kept.select(*STORED_SCHEMA)])
+    return _Plan(
+        new_identities=new_identities.select("id", "name", "attributes"),
+        created=created.drop("row"),
+        updated=updated,
+        relinked=relinked,
+        rehash=rehash.select("content_hash", "id"),
+        removed=removed.select("id"),
+        state=pl.concat([current, kept.select(*STORED_SCHEMA)]),
+    )
+
+
+def _write(conn: Connection, source_id: str, plan: _Plan) -> None:
+    now = bulk.timestamp(conn, utcnow())
+    stamps = {"created": now, "modified": now}
+    bulk.insert_frame(conn, "identity", plan.new_identities,
+                      constants={"source_id": source_id, **stamps})
+    bulk.insert_frame(conn, "account", plan.created,
+                      constants={"source_id": source_id, **stamps}, prepare=encode)
+    # (in id order, which is insertion order: neighbouring rows share pages)
+    bulk.execute_frame(
+        conn,
+        "UPDATE account SET name = ?, attributes = ?, content_hash = ?, "
+        "identity_id = COALESCE(?, identity_id), modified = ? WHERE id = ?",
+        plan.updated.select("name", "attributes", "content_hash", "new_identity",
+                            pl.lit(now).alias("modified"), "id").sort("id"),
+    )
+    # Authoritative accounts refresh the identities they created.
+    bulk.execute_frame(
+        conn,
+        "UPDATE identity SET name = ?, attributes = ?, modified = ? "
+        "WHERE id = ? AND source_id = ?",
+        plan.updated.filter(pl.col("identity_id").is_not_null()).select(
+            "name", "attributes", pl.lit(now).alias("modified"), "identity_id",
+            pl.lit(source_id).alias("source_id"),
+        ),
+    )
+    bulk.execute_frame(conn, "UPDATE account SET identity_id = ?, modified = ? WHERE id = ?",
+                       plan.relinked.select("identity_id", pl.lit(now).alias("modified"), "id"))
+    bulk.execute_frame(conn, "UPDATE account SET content_hash = ? WHERE id = ?", plan.rehash)
+    bulk.execute_frame(conn, "DELETE FROM account WHERE id = ?", plan.removed.sort("id"))
 
 
 def _linked(accounts: pl.DataFrame, links: pl.DataFrame, column: str) -> pl.DataFrame:

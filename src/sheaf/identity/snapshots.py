@@ -39,19 +39,27 @@ def load(root: Path, source_id: str, generation: str | None) -> pl.DataFrame | N
 
 
 def save(root: Path, source_id: str, generation: str, state: pl.DataFrame) -> None:
-    """Write the copy for ``generation`` and drop older ones. Failure only costs speed."""
+    """Write the copy for ``generation``; ``prune`` drops the others once it is current.
+    Failure only costs speed."""
     path = _path(root, source_id, generation)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".part")
         state.select(list(STORED_SCHEMA)).write_parquet(tmp, compression="lz4")
         os.replace(tmp, path)
-        for old in path.parent.iterdir():
-            if old != path:
-                old.unlink(missing_ok=True)
     except OSError:
         log.warning("could not write the account snapshot of source %s", source_id,
                     exc_info=True)
+
+
+def prune(root: Path, source_id: str, keep: str | None) -> None:
+    """Drop every copy of the source's accounts but generation ``keep``."""
+    folder = root / "snapshots" / source_id
+    if not folder.is_dir():
+        return
+    for old in folder.iterdir():
+        if old.name != f"{keep}.parquet":
+            old.unlink(missing_ok=True)
 
 
 def drop(root: Path, source_id: str) -> None:
