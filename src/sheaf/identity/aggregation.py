@@ -16,6 +16,8 @@ from sheaf.db import Database
 from sheaf.identity import csvfile, repository, snapshots
 from sheaf.identity.correlation import Correlated, correlate, new_ids
 from sheaf.identity.engine import (
+    HASH_SCHEME,
+    NO_REHASH,
     STORED_SCHEMA,
     AccountDiff,
     AccountSchema,
@@ -98,9 +100,12 @@ def aggregate(
             stored = repository.stored_accounts(conn, source_id)
         result = diff(accounts, stored)
         del accounts
-        result, rehash = confirm_updates(
-            result, repository.stored_texts(conn, result.updated["id"].to_list())
-        )
+        trusted = source.hash_scheme == HASH_SCHEME
+        rehash = NO_REHASH
+        if not trusted:
+            result, rehash = confirm_updates(
+                result, repository.stored_texts(conn, result.updated["id"].to_list())
+            )
         candidates = _correlation_candidates(result, optimize)
         correlated = correlate(conn, candidates, source.correlation or [], source.authoritative)
 
@@ -120,8 +125,11 @@ def aggregate(
     writes = changes + rehash.height + correlated.links.height + correlated.new_identities.height
     kept_generation = source.snapshot_generation if have_copy and not writes else None
     generation = kept_generation or new_id()
+    # Every stored hash now comes from the current function, unless accounts whose removal
+    # was skipped kept hashes of an unknown one.
+    scheme = HASH_SCHEME if trusted or removed.height == result.removed.height else None
     planned = _plan(result, removed, rehash, correlated, optimize)
-    _commit(db, settings, source, planned, generation,
+    _commit(db, settings, source, planned, generation, scheme,
             save_copy=kept_generation is None,
             learned=(schema_row, learned) if learned is not None else None)
 
@@ -195,6 +203,7 @@ def _commit(
     source: Source,
     plan: _Plan,
     generation: str,
+    hash_scheme: str | None,
     *,
     save_copy: bool,
     learned: tuple[SourceSchema, list[dict[str, Any]]] | None,
@@ -217,7 +226,8 @@ def _commit(
                     schema_row.modified = utcnow()
                 session.execute(
                     update(Source).where(Source.id == source.id)
-                    .values(last_aggregated=utcnow(), snapshot_generation=generation)
+                    .values(last_aggregated=utcnow(), snapshot_generation=generation,
+                            hash_scheme=hash_scheme)
                 )
         except BaseException:
             if copying is not None:

@@ -3,9 +3,10 @@
 Pure functions on polars frames, so they can be property-tested without a database.
 An account's attributes are a struct in schema order (multi-valued attributes as lists),
 stored as canonical JSON text; its content hash is a hash of the struct, so an unchanged
-account is recognised without encoding anything. The hash only filters: a mismatch is
-confirmed against the stored text before it counts as an update, so a change of hash
-function (a polars upgrade) can never report phantom updates.
+account is recognised without encoding anything. polars promises that hash only within one
+version, so a source remembers which hash function wrote its hashes (``HASH_SCHEME``).
+Unless that is the current one, a mismatch is confirmed against the stored text before it
+counts as an update: a polars upgrade can never report phantom updates.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field, replace
 import polars as pl
 
 HASH_SEED = 0x5EAF
+HASH_SCHEME = f"polars {pl.__version__} seed {HASH_SEED:#x}"
+NO_REHASH = pl.DataFrame(schema={"id": pl.String, "content_hash": pl.Int64})
 ACCOUNT_COLUMNS = ["native_identity", "name", "record", "content_hash"]
 STORED_SCHEMA = {
     "id": pl.String,
@@ -214,7 +217,7 @@ def confirm_updates(
     diff and the rows whose stored hash only needs rewriting (id, content_hash).
     """
     if result.updated.height == 0:
-        return result, pl.DataFrame(schema={"id": pl.String, "content_hash": pl.Int64})
+        return result, NO_REHASH
     checked = result.updated.join(
         stored_text.rename({"attributes": "stored_text"}), on="id", how="left"
     ).with_columns(same=pl.col("record").struct.json_encode() == pl.col("stored_text"))

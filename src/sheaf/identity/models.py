@@ -41,6 +41,9 @@ class Source(Base):
     last_aggregated: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # names the columnar copy of this source's accounts that matches the table (snapshots.py)
     snapshot_generation: Mapped[str | None] = mapped_column(String(32))
+    # the hash function every stored account hash of this source comes from, when known
+    # (engine.HASH_SCHEME); only then is a hash mismatch trusted without a second look
+    hash_scheme: Mapped[str | None] = mapped_column(String(64))
 
 
 class SourceSchema(Base):
