@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import hypothesis
 import pytest
 from fastapi.testclient import TestClient
 
@@ -14,6 +15,11 @@ from sheaf.auth import credentials
 from sheaf.config import Settings
 from sheaf.runtime import Runtime
 from tests.fixtures.database import database_template, settings  # noqa: F401
+
+# Property tests assert results, not speed (speed is bench/'s business): a first polars
+# call on a busy CI machine must not fail one with DeadlineExceeded.
+hypothesis.settings.register_profile("sheaf", deadline=None)
+hypothesis.settings.load_profile("sheaf")
 
 
 @pytest.fixture
