@@ -252,3 +252,13 @@ def test_source_settings_change_with_patch_and_put(client, auth, make_source, lo
     make_source("Other")
     r = client.put(url, json={**body, "name": "Other"}, headers=auth)
     assert r.status_code == 409
+
+
+def test_each_run_logs_where_its_time_went(make_source, load, caplog) -> None:
+    source = make_source()
+    with caplog.at_level("INFO", logger="sheaf.identity.aggregation"):
+        load(source["id"], THREE)
+    lines = [r.getMessage() for r in caplog.records if "aggregated in" in r.getMessage()]
+    assert len(lines) == 1 and source["id"] in lines[0]
+    for stage in ("parse", "load copy", "diff", "correlate", "plan", "write"):
+        assert f"{stage} " in lines[0]
