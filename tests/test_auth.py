@@ -194,13 +194,30 @@ def test_missing_authority_is_403(client: TestClient, make_token: Callable[..., 
     assert tasks.status_code == 200 and tasks.json() == []
 
 
-def test_source_subadmin_may_load_accounts(client: TestClient, make_token: Callable[..., str],
-                                           make_source: Callable[..., dict[str, Any]]) -> None:
-    source_id = make_source()["id"]
-    response = client.post(f"/v2025/sources/{source_id}/load-accounts",
-                           headers=bearer(make_token("SOURCE_SUBADMIN")),
+def test_source_subadmin_loads_only_sources_of_its_governance_groups(
+        client: TestClient, runtime: Runtime, make_source: Callable[..., dict[str, Any]]
+) -> None:
+    group = {"type": "GOVERNANCE_GROUP", "id": "g-hr", "name": "HR admins"}
+    mine = make_source("Mine", managementWorkgroup=group)["id"]
+    theirs = make_source("Theirs", managementWorkgroup={**group, "id": "g-it"})["id"]
+    unmanaged = make_source("Unmanaged")["id"]
+    with runtime.db.write() as session:
+        cred, secret = credentials.create(session, "sub", ["SOURCE_SUBADMIN"], ["g-hr"])
+        client_id = cred.client_id
+    token = client.post("/oauth/token", data={"grant_type": "client_credentials",
+                                              "client_id": client_id,
+                                              "client_secret": secret}).json()["access_token"]
+
+    def load(source_id: str) -> Any:
+        return client.post(f"/v2025/sources/{source_id}/load-accounts", headers=bearer(token),
                            files={"file": ("a.csv", CSV)})
-    assert response.status_code == 202, response.text
+
+    assert load(mine).status_code == 202
+    for other in (theirs, unmanaged):
+        refused = load(other)
+        assert refused.status_code == 403, refused.text
+        assert "not managed by a governance group" in refused.json()["messages"][0]["text"]
+    assert load("0" * 32).status_code == 404  # a missing source is still a 404
 
 
 # --- rate limit ------------------------------------------------------------------------
@@ -258,15 +275,17 @@ def test_cli_created_credential_stores_only_a_hash(
     env = {"SHEAF_DATA_DIR": str(settings.data_dir), "SHEAF_AUTH__JWT_SECRET": SECRET}
     if settings.database_url:
         env["SHEAF_DATABASE_URL"] = settings.database_url
-    result = CliRunner().invoke(cli, ["credentials", "create", "ci", "-a", "SOURCE_ADMIN",
-                                      "--json"], env=env)
+    result = CliRunner().invoke(cli, ["credentials", "create", "ci", "-a", "SOURCE_SUBADMIN",
+                                      "--workgroup", "g-hr", "--json"], env=env)
     assert result.exit_code == 0, result.output
     created = json.loads(result.stdout)
+    assert created["workgroups"] == ["g-hr"]
     secret = created["client_secret"]
     with runtime.db.read() as session:
         row = session.execute(select(Credential).where(
             Credential.client_id == created["client_id"])).scalar_one()
         stored = row.secret_hash
+        assert row.workgroups == ["g-hr"]
     assert secret not in stored
     assert stored.startswith("scrypt$")
     assert secret.encode().hex() not in stored

@@ -38,15 +38,19 @@ def secret_matches(secret: str, stored: str) -> bool:
     return hmac.compare_digest(digest.hex(), digest_hex)
 
 
-def create(session: Session, name: str, authorities: list[str]) -> tuple[Credential, str]:
-    """Store a new credential; the plain secret is returned once and never stored."""
+def create(
+    session: Session, name: str, authorities: list[str], workgroups: list[str] | None = None
+) -> tuple[Credential, str]:
+    """Store a new credential; the plain secret is returned once and never stored.
+    ``workgroups`` are the governance groups it belongs to (for SOURCE_SUBADMIN)."""
     unknown = sorted(set(authorities) - AUTHORITIES)
     if unknown:
         raise ValueError(f"unknown authorities {unknown}; known: {sorted(AUTHORITIES)}")
     secret = secrets.token_hex(32)
     credential = Credential(
         client_id=new_id(), name=name, secret_hash=hash_secret(secret),
-        authorities=sorted(set(authorities)), scopes=list(DEFAULT_SCOPES), created_at=utcnow(),
+        authorities=sorted(set(authorities)), scopes=list(DEFAULT_SCOPES),
+        workgroups=sorted(set(workgroups or [])), created_at=utcnow(),
     )
     session.add(credential)
     session.flush()

@@ -18,5 +18,7 @@ class Credential(Base):
     secret_hash: Mapped[str] = mapped_column(String(300))
     authorities: Mapped[list[str]] = mapped_column(JSON, default=list)
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # governance groups the client belongs to: what a SOURCE_SUBADMIN may administer
+    workgroups: Mapped[list[str]] = mapped_column(JSON, default=list)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -32,6 +32,8 @@ class Source(Base):
     # delimiter and other connector settings, as SailPoint's connectorAttributes
     connector_attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     owner: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # {"type": "GOVERNANCE_GROUP", "id", "name"}: whose SOURCE_SUBADMINs administer it
+    management_workgroup: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     authoritative: Mapped[bool] = mapped_column(Boolean, default=False)
     delete_threshold: Mapped[int] = mapped_column(Integer, default=10)
     # [{"accountAttribute": "email", "identityAttribute": "email"}, ...], first match wins

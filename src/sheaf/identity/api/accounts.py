@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy import exists, select
+from sqlalchemy import and_, exists, select
 
 from sheaf.identity import service
 from sheaf.identity.api import wire
-from sheaf.identity.api.deps import identity_reader, source_admin
+from sheaf.identity.api.deps import identity_reader, managed_by, reach, require_managed
 from sheaf.identity.models import Account, Identity, Source
 from sheaf.kit.filters import Field, fetch_page, page, parse_filters, parse_sorters
 from sheaf.runtime import Runtime, get_runtime
@@ -40,16 +40,20 @@ IDENTITY_FILTERS = {
 IDENTITY_SORTERS = {"name": Identity.name, "alias": Identity.name, "id": Identity.id}
 
 
-@router.get("/v3/accounts", dependencies=[Depends(source_admin)])
+@router.get("/v3/accounts")
 def list_accounts(
     response: Response,
     limit: int | None = Query(None), offset: int | None = Query(None),
     count: bool = Query(False), filters: str | None = Query(None),
     sorters: str | None = Query(None), runtime: Runtime = Depends(get_runtime),
+    groups: frozenset[str] | None = Depends(reach),
 ) -> list[dict[str, Any]]:
-    """Accounts, e.g. `filters=sourceId eq "..."`; `count=true` sets X-Total-Count."""
+    """Accounts, e.g. `filters=sourceId eq "..."`; `count=true` sets X-Total-Count. A
+    SOURCE_SUBADMIN sees the accounts of the sources it administers."""
     limit, offset = page(limit, offset)
     where = parse_filters(filters, ACCOUNT_FILTERS)
+    if groups is not None:
+        where = and_(where, Account.source_id.in_(select(Source.id).where(managed_by(groups))))
     order = parse_sorters(sorters, ACCOUNT_SORTERS, [Account.id])
     with runtime.db.read() as session:
         stmt = (select(Account, Source, Identity.name)
@@ -59,10 +63,12 @@ def list_accounts(
     return [wire.account(a, s, n) for a, s, n in rows]
 
 
-@router.get("/v3/accounts/{id}", dependencies=[Depends(source_admin)])
-def get_account(id: str, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+@router.get("/v3/accounts/{id}")
+def get_account(id: str, runtime: Runtime = Depends(get_runtime),
+                groups: frozenset[str] | None = Depends(reach)) -> dict[str, Any]:
     """One account."""
     account, source = service.get_account(runtime, id)
+    require_managed(source, groups)
     name = service.get_identity(runtime, account.identity_id).name if account.identity_id else None
     return wire.account(account, source, name)
 

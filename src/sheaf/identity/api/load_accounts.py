@@ -12,7 +12,7 @@ from sheaf.auth.tokens import Principal
 from sheaf.errors import BadRequest, upload_too_large
 from sheaf.identity import service
 from sheaf.identity.api import upload, wire
-from sheaf.identity.api.deps import source_admin
+from sheaf.identity.api.deps import administered_source, source_admin
 from sheaf.runtime import Runtime, get_runtime
 
 router = APIRouter(tags=["load-accounts"])
@@ -40,6 +40,7 @@ async def load_accounts(
     id: str,
     request: Request,
     who: Principal = Depends(source_admin),
+    _: None = Depends(administered_source),
     runtime: Runtime = Depends(get_runtime),
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
 ) -> JSONResponse:

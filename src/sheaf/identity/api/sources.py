@@ -7,20 +7,29 @@ from typing import Any, Literal
 import jsonpatch
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from starlette.concurrency import run_in_threadpool
 
-from sheaf.errors import BadRequest, NotFound
+from sheaf.auth.models import Credential
+from sheaf.auth.tokens import Principal
+from sheaf.errors import BadRequest, Forbidden, NotFound
 from sheaf.identity import service
 from sheaf.identity.api import wire
-from sheaf.identity.api.deps import source_admin
+from sheaf.identity.api.deps import (
+    administered_source,
+    check_group,
+    managed_by,
+    reach,
+    source_admin,
+    workgroups,
+)
 from sheaf.identity.models import Source, SourceSchema
 from sheaf.kit.base import new_id
 from sheaf.kit.filters import Field as FilterField
 from sheaf.kit.filters import fetch_page, page, parse_filters, parse_sorters
 from sheaf.runtime import Runtime, get_runtime
 
-router = APIRouter(tags=["sources"], dependencies=[Depends(source_admin)])
+router = APIRouter(tags=["sources"], dependencies=[Depends(administered_source)])
 
 SOURCE_FILTERS = {
     "id": FilterField(Source.id, frozenset({"eq", "in"})),
@@ -43,12 +52,19 @@ class OwnerRef(BaseModel):
     name: str | None = None
 
 
+class WorkgroupRef(BaseModel):
+    type: Literal["GOVERNANCE_GROUP"] = "GOVERNANCE_GROUP"
+    id: str = Field(min_length=1, max_length=64)
+    name: str | None = None
+
+
 class SourceIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     name: str = Field(min_length=1, max_length=128)
     description: str | None = None
     owner: OwnerRef | None = None
+    managementWorkgroup: WorkgroupRef | None = None
     connector: str
     connectorAttributes: dict[str, Any] = Field(default_factory=dict)
     deleteThreshold: int = Field(default=10, ge=0, le=100)
@@ -74,6 +90,10 @@ class SchemaIn(BaseModel):
     attributes: list[AttributeIn] = Field(default_factory=list)
 
 
+def _group(body: SourceIn) -> dict[str, Any] | None:
+    return body.managementWorkgroup.model_dump() if body.managementWorkgroup else None
+
+
 def _source_values(body: SourceIn) -> dict[str, Any]:
     if body.connector != service.DELIMITED_FILE:
         raise BadRequest(f"Connector '{body.connector}' is not available; this server "
@@ -88,6 +108,7 @@ def _source_values(body: SourceIn) -> dict[str, Any]:
     return {
         "name": body.name, "description": body.description,
         "owner": body.owner.model_dump() if body.owner else None,
+        "management_workgroup": _group(body),
         "connector": body.connector, "connector_attributes": attributes,
         "delete_threshold": body.deleteThreshold, "authoritative": body.authoritative,
         "correlation": pairs,
@@ -115,16 +136,38 @@ def list_sources(
     limit: int | None = Query(None), offset: int | None = Query(None),
     count: bool = Query(False), filters: str | None = Query(None),
     sorters: str | None = Query(None), runtime: Runtime = Depends(get_runtime),
+    for_subadmin: str | None = Query(None, alias="for-subadmin"),
+    who: Principal = Depends(source_admin),
 ) -> list[dict[str, Any]]:
-    """List sources, with the standard filters, sorters and paging."""
+    """List sources, with the standard filters, sorters and paging. `for-subadmin` (`me`,
+    or a client id) keeps the sources that SOURCE_SUBADMIN administers; a SOURCE_SUBADMIN
+    must pass it."""
     limit, offset = page(limit, offset)
-    where = parse_filters(filters, SOURCE_FILTERS)
+    groups = _listed_groups(runtime, who, for_subadmin)
+    where = and_(parse_filters(filters, SOURCE_FILTERS), managed_by(groups))
     order = parse_sorters(sorters, SOURCE_SORTERS, [Source.created, Source.id])
     with runtime.db.read() as session:
         rows = [source for (source,) in fetch_page(
             session, select(Source), Source, where, order, limit, offset, count, response)]
         schemas = _schemas_by_source(session, [r.id for r in rows])
     return [wire.source(r, schemas.get(r.id, [])) for r in rows]
+
+
+def _listed_groups(runtime: Runtime, who: Principal, for_subadmin: str | None
+                   ) -> frozenset[str] | None:
+    groups = workgroups(runtime, who.client_id, who.authorities)
+    if for_subadmin in (None, "me", who.client_id):
+        if groups is not None and for_subadmin is None:
+            raise Forbidden("A SOURCE_SUBADMIN lists sources with for-subadmin=me: it sees "
+                            "only the sources its governance groups manage")
+        return groups
+    if groups is not None:
+        raise Forbidden("A SOURCE_SUBADMIN may list only its own sources (for-subadmin=me)")
+    with runtime.db.read() as session:
+        other = session.get(Credential, for_subadmin)
+    if other is None:
+        raise BadRequest(f"for-subadmin: there is no client {for_subadmin}")
+    return workgroups(runtime, other.client_id, frozenset(other.authorities))
 
 
 def _schemas_by_source(session: Any, ids: list[str]) -> dict[str, list[SourceSchema]]:
@@ -137,9 +180,11 @@ def _schemas_by_source(session: Any, ids: list[str]) -> dict[str, list[SourceSch
 
 
 @router.post("/v3/sources", status_code=201)
-def create_source(body: SourceIn, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+def create_source(body: SourceIn, runtime: Runtime = Depends(get_runtime),
+                  groups: frozenset[str] | None = Depends(reach)) -> dict[str, Any]:
     """Create a delimited-file source with an account schema (account ID attribute `id`,
     display attribute `name`, attributes learned from the first file's header until set)."""
+    check_group(_group(body), groups)
     source = service.create_source(
         runtime, _source_values(body),
         {"name": "account", "native_object_type": "User", "identity_attribute": "id",
@@ -155,10 +200,11 @@ def get_source(id: str, runtime: Runtime = Depends(get_runtime)) -> dict[str, An
 
 
 @router.put("/v3/sources/{id}")
-def replace_source(id: str, body: SourceIn, runtime: Runtime = Depends(get_runtime)
-                   ) -> dict[str, Any]:
-    """Replace a source's settings (name, description, owner, connector attributes with
-    correlation and delimiter, delete threshold, authoritative)."""
+def replace_source(id: str, body: SourceIn, runtime: Runtime = Depends(get_runtime),
+                   groups: frozenset[str] | None = Depends(reach)) -> dict[str, Any]:
+    """Replace a source's settings (name, description, owner, managing governance group,
+    connector attributes with correlation and delimiter, delete threshold, authoritative)."""
+    check_group(_group(body), groups)
     current = service.get_source(runtime, id)
     if body.connector != current.connector:
         raise BadRequest("A source's connector cannot change")
@@ -167,8 +213,8 @@ def replace_source(id: str, body: SourceIn, runtime: Runtime = Depends(get_runti
 
 
 @router.patch("/v3/sources/{id}")
-async def patch_source(id: str, request: Request,
-                       runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+async def patch_source(id: str, request: Request, runtime: Runtime = Depends(get_runtime),
+                       groups: frozenset[str] | None = Depends(reach)) -> dict[str, Any]:
     """Change a source with JSON Patch, e.g. replace /deleteThreshold or
     /connectorAttributes/correlation."""
     try:
@@ -189,7 +235,7 @@ async def patch_source(id: str, request: Request,
     except ValidationError as exc:
         raise BadRequest("The patched source is not valid: " + "; ".join(
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
-    return await run_in_threadpool(replace_source, id, body, runtime)
+    return await run_in_threadpool(replace_source, id, body, runtime, groups)
 
 
 @router.delete("/v3/sources/{id}", status_code=202)

@@ -175,7 +175,7 @@ def source(row: Source, schemas: list[SourceSchema]) -> dict[str, Any]:
         "connectorAttributes": attributes,
         "deleteThreshold": row.delete_threshold,
         "authoritative": row.authoritative,
-        "managementWorkgroup": None,
+        "managementWorkgroup": row.management_workgroup,
         "healthy": True,
         "status": "SOURCE_STATE_HEALTHY",
         "since": ts(row.created),

@@ -1,0 +1,82 @@
+"""A SOURCE_SUBADMIN reaches only the sources its governance groups manage, and their
+accounts; ORG_ADMIN and SOURCE_ADMIN reach all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from sheaf.auth import credentials
+from sheaf.runtime import Runtime
+
+HR = {"type": "GOVERNANCE_GROUP", "id": "g-hr", "name": "HR admins"}
+IT = {"type": "GOVERNANCE_GROUP", "id": "g-it", "name": "IT admins"}
+
+
+@pytest.fixture
+def world(client: TestClient, runtime: Runtime, make_source, load) -> dict[str, Any]:
+    mine = make_source("Mine", managementWorkgroup=HR)["id"]
+    theirs = make_source("Theirs", managementWorkgroup=IT)["id"]
+    load(mine, "id,name\na1,Ann\na2,Bob\n")
+    load(theirs, "id,name\nb1,Cy\n")
+    with runtime.db.write() as session:
+        cred, secret = credentials.create(session, "sub", ["SOURCE_SUBADMIN"], ["g-hr"])
+        sub_id = cred.client_id
+    token = client.post("/oauth/token", data={
+        "grant_type": "client_credentials", "client_id": sub_id, "client_secret": secret,
+    }).json()["access_token"]
+    return {"mine": mine, "theirs": theirs, "sub": {"Authorization": f"Bearer {token}"},
+            "sub_id": sub_id}
+
+
+def test_sources_outside_its_groups_are_refused(client, auth, world) -> None:
+    sub, theirs = world["sub"], world["theirs"]
+    for method, path in [("GET", f"/v3/sources/{theirs}"),
+                         ("GET", f"/v3/sources/{theirs}/schemas"),
+                         ("DELETE", f"/v3/sources/{theirs}")]:
+        response = client.request(method, path, headers=sub)
+        assert response.status_code == 403, (method, path, response.text)
+    assert client.get(f"/v3/sources/{theirs}", headers=auth).status_code == 200  # not deleted
+    assert client.get(f"/v3/sources/{world['mine']}", headers=sub).status_code == 200
+
+
+def test_it_lists_its_own_sources_with_for_subadmin(client, auth, world) -> None:
+    sub = world["sub"]
+    assert client.get("/v3/sources", headers=sub).status_code == 403
+    listed = client.get("/v3/sources", params={"for-subadmin": "me", "count": "true"},
+                        headers=sub)
+    assert listed.status_code == 200
+    assert [s["id"] for s in listed.json()] == [world["mine"]]
+    assert listed.headers["X-Total-Count"] == "1"
+    assert listed.json()[0]["managementWorkgroup"] == HR
+    # an administrator may ask what a subadmin administers
+    asked = client.get("/v3/sources", params={"for-subadmin": world["sub_id"]}, headers=auth)
+    assert [s["id"] for s in asked.json()] == [world["mine"]]
+    assert len(client.get("/v3/sources", headers=auth).json()) == 2
+
+
+def test_it_creates_and_keeps_sources_only_in_its_groups(client, world) -> None:
+    sub = world["sub"]
+    body = {"name": "New", "connector": "delimited-file"}
+    assert client.post("/v3/sources", json=body, headers=sub).status_code == 403
+    assert client.post("/v3/sources", json={**body, "managementWorkgroup": IT},
+                       headers=sub).status_code == 403
+    created = client.post("/v3/sources", json={**body, "managementWorkgroup": HR}, headers=sub)
+    assert created.status_code == 201, created.text
+    moved = client.put(f"/v3/sources/{world['mine']}", headers=sub,
+                       json={"name": "Mine", "connector": "delimited-file",
+                             "managementWorkgroup": IT})
+    assert moved.status_code == 403
+
+
+def test_it_reads_only_accounts_of_its_sources(client, auth, world) -> None:
+    sub = world["sub"]
+    listed = client.get("/v3/accounts", params={"count": "true"}, headers=sub)
+    assert sorted(a["nativeIdentity"] for a in listed.json()) == ["a1", "a2"]
+    assert listed.headers["X-Total-Count"] == "2"
+    other = client.get("/v3/accounts", params={"filters": f'sourceId eq "{world["theirs"]}"'},
+                       headers=auth).json()[0]
+    assert client.get(f"/v3/accounts/{other['id']}", headers=sub).status_code == 403
+    assert client.get(f"/v3/accounts/{other['id']}", headers=auth).status_code == 200
