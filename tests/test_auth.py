@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import jwt
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -20,6 +23,7 @@ from typer.testing import CliRunner
 from sheaf.app import create_app
 from sheaf.auth import credentials
 from sheaf.auth.models import Credential
+from sheaf.auth.ratelimit import RedisRateLimiter
 from sheaf.cli import app as cli
 from sheaf.config import Settings
 from sheaf.runtime import Runtime
@@ -293,3 +297,49 @@ def test_cli_created_credential_stores_only_a_hash(
         "grant_type": "client_credentials", "client_id": created["client_id"],
         "client_secret": secret})
     assert response.status_code == 200, response.text
+
+
+# --- the budget shared through Redis (scaled-out mode) ----------------------------------
+
+REDIS_URL = os.environ.get("SHEAF_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def test_servers_sharing_redis_share_one_budget() -> None:
+    prefix = f"sheaf:test:{uuid.uuid4().hex}:"
+    one, two = (RedisRateLimiter(REDIS_URL, 3, 10.0, prefix=prefix) for _ in range(2))
+    assert [one.hit("c", "v3"), two.hit("c", "v3"), one.hit("c", "v3")] == [None] * 3
+    wait = two.hit("c", "v3")
+    assert wait is not None and 1 <= wait <= 10
+    assert one.hit("c", "v2025") is None and two.hit("other", "v3") is None
+    assert 0 < redis.Redis.from_url(REDIS_URL).pttl(f"{prefix}c:v3") <= 10_000  # expires
+
+
+def test_the_shared_window_slides() -> None:
+    limiter = RedisRateLimiter(REDIS_URL, 2, 0.5, prefix=f"sheaf:test:{uuid.uuid4().hex}:")
+    assert [limiter.hit("c", "v3"), limiter.hit("c", "v3")] == [None, None]
+    assert limiter.hit("c", "v3") == 1
+    time.sleep(0.6)
+    assert limiter.hit("c", "v3") is None
+
+
+def test_an_unreachable_redis_does_not_stop_requests(caplog: pytest.LogCaptureFixture) -> None:
+    limiter = RedisRateLimiter("redis://127.0.0.1:1/0", 1, 10.0)
+    assert [limiter.hit("c", "v3"), limiter.hit("c", "v3")] == [None, None]
+    assert "Redis unavailable" in caplog.text
+
+
+def test_two_api_servers_enforce_one_budget(settings: Settings) -> None:
+    auth = settings.auth.model_copy(update={"rate_limit_requests": 3,
+                                            "rate_limit_store": "redis"})
+    jobs = settings.jobs.model_copy(update={"broker_url": REDIS_URL})
+    shared = settings.model_copy(update={"auth": auth, "jobs": jobs})
+    runtimes = [Runtime.build(shared) for _ in range(2)]
+    try:
+        with TestClient(create_app(runtime=runtimes[0])) as a, \
+                TestClient(create_app(runtime=runtimes[1])) as b:
+            headers = bearer(token_for(a, runtimes[0]))
+            codes = [c.get("/v3/sources", headers=headers).status_code for c in (a, b, a, b)]
+            assert codes == [200, 200, 200, 429]
+    finally:
+        for rt in runtimes:
+            rt.close()

@@ -33,6 +33,9 @@ class AuthSettings(BaseModel):
     # SailPoint's gateway default: 100 requests per 10 s per client and API version.
     rate_limit_requests: int = Field(default=100, ge=0)
     rate_limit_window_seconds: float = Field(default=10.0, gt=0)
+    # where the budget is kept: "process" (each API process its own), "redis" (shared
+    # through jobs.broker_url by every server), "auto" (redis with the dramatiq executor)
+    rate_limit_store: Literal["auto", "process", "redis"] = "auto"
 
 
 class IdentitySettings(BaseModel):

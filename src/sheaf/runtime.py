@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
-from sheaf.auth.ratelimit import RateLimiter
+from sheaf.auth.ratelimit import Limiter, RateLimiter, RedisRateLimiter
 from sheaf.blobs import BlobStore
 from sheaf.config import Settings
 from sheaf.db import Database
@@ -21,11 +21,20 @@ class Runtime:
     executor: Executor
     jobs: JobService
     blobs: BlobStore
-    limiter: RateLimiter = field(init=False)
+    limiter: Limiter = field(init=False)
 
     def __post_init__(self) -> None:
         auth = self.settings.auth
-        self.limiter = RateLimiter(auth.rate_limit_requests, auth.rate_limit_window_seconds)
+        store = auth.rate_limit_store
+        if store == "auto":
+            store = "redis" if self.settings.jobs.executor == "dramatiq" else "process"
+        if store == "redis":
+            self.limiter = RedisRateLimiter(self.settings.jobs.broker_url,
+                                            auth.rate_limit_requests,
+                                            auth.rate_limit_window_seconds)
+        else:
+            self.limiter = RateLimiter(auth.rate_limit_requests,
+                                       auth.rate_limit_window_seconds)
 
     @classmethod
     def build(cls, settings: Settings, executor: Executor | None = None) -> Runtime:

@@ -1,14 +1,35 @@
-"""Per-client request budget per API version, like SailPoint's gateway (in-process)."""
+"""Per-client request budget per API version, like SailPoint's gateway.
+
+One API process keeps the budget in memory. Several API servers (scaled-out mode) share
+it in Redis, or each would grant the full budget. Both are sliding windows: a request is
+refused while ``requests`` others from the same client and API version fell within the
+last ``window_seconds``.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
+import uuid
 from collections import deque
+from typing import Protocol
+
+import redis
+
+log = logging.getLogger(__name__)
+
+
+class Limiter(Protocol):
+    def hit(self, client_id: str, bucket: str) -> int | None:
+        """Record a request; None if allowed, else the seconds to wait."""
+        ...
 
 
 class RateLimiter:
+    """The budget of one process."""
+
     def __init__(self, requests: int, window_seconds: float) -> None:
         self.requests = requests
         self.window = window_seconds
@@ -16,7 +37,6 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     def hit(self, client_id: str, bucket: str) -> int | None:
-        """Record a request; None if allowed, else the seconds to wait."""
         if self.requests <= 0:
             return None
         now = time.monotonic()
@@ -28,3 +48,45 @@ class RateLimiter:
                 return max(1, math.ceil(hits[0] + self.window - now))
             hits.append(now)
             return None
+
+
+# One sorted set of request times per client and bucket, trimmed to the window and
+# checked and added to atomically; Redis's own clock, so servers' clocks need not agree.
+_HIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local window, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= limit then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return tostring(tonumber(oldest[2]) + window - now)
+end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
+return false
+"""
+
+
+class RedisRateLimiter:
+    """The budget shared by every server using the same Redis. If Redis cannot be
+    reached, requests are let through (and logged): the limit protects the service, it
+    must not take it down."""
+
+    def __init__(self, url: str, requests: int, window_seconds: float,
+                 prefix: str = "sheaf:ratelimit:") -> None:
+        self.requests = requests
+        self.window = window_seconds
+        self.prefix = prefix
+        self._redis = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        self._script = self._redis.register_script(_HIT)
+
+    def hit(self, client_id: str, bucket: str) -> int | None:
+        if self.requests <= 0:
+            return None
+        try:
+            wait = self._script(keys=[f"{self.prefix}{client_id}:{bucket}"],
+                                args=[self.window, self.requests, uuid.uuid4().hex])
+        except redis.RedisError as exc:
+            log.warning("rate limit not checked, Redis unavailable: %s", exc)
+            return None
+        return None if wait is None else max(1, math.ceil(float(wait)))
