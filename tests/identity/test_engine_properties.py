@@ -130,6 +130,11 @@ def test_every_diff_path_classifies_alike(first: dict, second: dict, rnd) -> Non
     expected = classes(incoming, stored[order])
     assert classes(incoming.sort("native_identity"), stored.sort("native_identity")) == expected
     assert classes(incoming, stored) == expected
+    # and agree on the pairs, row for row in the file's order
+    assert diff(incoming, stored[order]).paired.equals(diff(incoming, stored).paired)
+    ordered = incoming.sort("native_identity")
+    assert diff(ordered, stored.sort("native_identity")).paired.equals(
+        diff(ordered, stored[order]).paired)
     # the same file again, against a copy in its own order
     same_keys = incoming.select(
         pl.format("id-{}", "native_identity").alias("id"), "native_identity", "content_hash",

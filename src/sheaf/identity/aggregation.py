@@ -301,28 +301,32 @@ def _plan(
     )
     updated = encode(_linked(result.updated, links, "new_identity"))
     unchanged = result.unchanged
-    relinked = pl.DataFrame(schema={"identity_id": pl.String, "id": pl.String})
+    relinked = pl.DataFrame(schema={"row": pl.UInt32, "identity_id": pl.String,
+                                    "id": pl.String})
     if not optimize:
         relinked = unchanged.drop("identity_id").join(links, on="native_identity").select(
-            "identity_id", "id")
-        unchanged = unchanged.join(
-            relinked.rename({"identity_id": "new_identity"}), on="id", how="left",
-        ).with_columns(identity_id=pl.coalesce("new_identity", "identity_id"))
+            "row", "identity_id", "id")
+    # The stored copy in file order (a reload listing the same accounts in the same order
+    # then pairs them by position, see engine.diff): the diff's pairs, with the new
+    # accounts' ids and every new link written in at their rows.
+    paired = result.paired
+    ids, identities = paired["id"].clone(), paired["identity_id"].clone()
+    if created.height:
+        ids.scatter(created["row"], created["id"])
+    linked = pl.concat([
+        created.select("row", "identity_id"),
+        updated.select("row", pl.col("new_identity").alias("identity_id")),
+        relinked.select("row", "identity_id"),
+    ]).drop_nulls("identity_id")
+    if linked.height:
+        identities.scatter(linked["row"], linked["identity_id"])
+    current = pl.DataFrame([ids, paired["native_identity"], paired["content_hash"], identities])
     kept = result.removed.join(removed.select("id"), on="id", how="anti")
-    # In file order: a reload listing the same accounts in the same order then pairs them
-    # by position instead of joining (see engine.diff).
-    columns = ["row", *STORED_SCHEMA]
-    current = pl.concat([
-        unchanged.select(columns),
-        updated.with_columns(identity_id=pl.coalesce("new_identity", "identity_id"))
-        .select(columns),
-        created.select(columns),
-    ]).sort("row").drop("row")
     return _Plan(
         new_identities=new_identities.select("id", "name", "attributes"),
         created=created.drop("row"),
         updated=updated,
-        relinked=relinked,
+        relinked=relinked.drop("row"),
         rehash=rehash.select("content_hash", "id"),
         removed=removed.select("id"),
         state=pl.concat([current, kept.select(*STORED_SCHEMA)]),

@@ -50,6 +50,9 @@ class AccountDiff:
     # unchanged accounts (usually nearly all of them): an optimized run never reads them.
     unchanged: pl.DataFrame
     removed: pl.DataFrame  # STORED_SCHEMA
+    # STORED_SCHEMA, row i for incoming account i: its stored id and identity (null for a
+    # new account) and its incoming hash; what the stored copy becomes, before new ids
+    paired: pl.DataFrame
 
     @property
     def total(self) -> int:
@@ -155,7 +158,7 @@ def diff(incoming: pl.DataFrame, stored: pl.DataFrame) -> AccountDiff:
             return AccountDiff(
                 incoming=incoming, created=_pick(incoming, _NO_ROWS.select("row")),
                 updated=_pick(incoming, _NO_ROWS), unchanged=stored.with_row_index("row"),
-                removed=stored.clear(),
+                removed=stored.clear(), paired=stored,
             )
         keys = incoming.select("native_identity", "content_hash").with_row_index("row")
         joined = pl.concat([keys, _stored_side(stored).drop("native_identity")],
@@ -178,6 +181,9 @@ def diff(incoming: pl.DataFrame, stored: pl.DataFrame) -> AccountDiff:
     known = pl.col("stored").is_not_null()
     same = pl.col("content_hash") == pl.col("stored_hash")
     created = joined.filter(present & ~known).select("row")
+    paired = joined.filter(present)
+    if not paired["row"].is_sorted():  # (a hash join's order; pairing and merging keep it)
+        paired = paired.sort("row")
     return AccountDiff(
         incoming=incoming,
         created=(
@@ -190,6 +196,7 @@ def diff(incoming: pl.DataFrame, stored: pl.DataFrame) -> AccountDiff:
         removed=joined.filter(~present).select(
             "id", "native_identity", pl.col("stored_hash").alias("content_hash"), "identity_id"
         ),
+        paired=paired.select(*STORED_SCHEMA),
     )
 
 
