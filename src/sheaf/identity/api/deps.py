@@ -32,14 +32,20 @@ task_writer = require("ORG_ADMIN", "SOURCE_ADMIN")
 identity_reader = require("ORG_ADMIN", "HELPDESK", "SOURCE_ADMIN", "ROLE_ADMIN")
 
 
-def workgroups(runtime: Runtime, client_id: str, authorities: frozenset[str]
-               ) -> frozenset[str] | None:
-    """The governance groups whose sources this client administers; None for all."""
+def groups_of(credential: Credential | None, authorities: frozenset[str]
+              ) -> frozenset[str] | None:
+    """The governance groups whose sources a client administers; None for all."""
     if authorities & EVERY_SOURCE:
         return None
+    return frozenset(credential.workgroups or []) if credential else frozenset()
+
+
+def workgroups(runtime: Runtime, client_id: str, authorities: frozenset[str]
+               ) -> frozenset[str] | None:
+    if authorities & EVERY_SOURCE:  # (no need to read the credential)
+        return None
     with runtime.db.read() as session:
-        credential = session.get(Credential, client_id)
-        return frozenset(credential.workgroups or []) if credential else frozenset()
+        return groups_of(session.get(Credential, client_id), authorities)
 
 
 def reach(runtime: Runtime = Depends(get_runtime),
@@ -54,9 +60,13 @@ def managed_by(groups: frozenset[str] | None) -> ColumnElement[bool]:
     return Source.management_workgroup["id"].as_string().in_(sorted(groups))
 
 
+def _manages(groups: frozenset[str], group: dict[str, Any] | None) -> bool:
+    return (group or {}).get("id") in groups
+
+
 def check_group(group: dict[str, Any] | None, groups: frozenset[str] | None) -> None:
     """A SOURCE_SUBADMIN may only give a source a governance group of its own."""
-    if groups is not None and (group or {}).get("id") not in groups:
+    if groups is not None and not _manages(groups, group):
         raise Forbidden(
             "A SOURCE_SUBADMIN manages only sources whose managementWorkgroup is one of "
             f"its governance groups ({', '.join(sorted(groups)) or 'none'})."
@@ -64,7 +74,7 @@ def check_group(group: dict[str, Any] | None, groups: frozenset[str] | None) -> 
 
 
 def require_managed(source: Source, groups: frozenset[str] | None) -> None:
-    if groups is not None and (source.management_workgroup or {}).get("id") not in groups:
+    if groups is not None and not _manages(groups, source.management_workgroup):
         raise Forbidden(
             f"Source {source.id} is not managed by a governance group of this "
             f"SOURCE_SUBADMIN ({', '.join(sorted(groups)) or 'none'})."

@@ -18,6 +18,7 @@ from sheaf.identity.api import wire
 from sheaf.identity.api.deps import (
     administered_source,
     check_group,
+    groups_of,
     managed_by,
     reach,
     source_admin,
@@ -167,7 +168,7 @@ def _listed_groups(runtime: Runtime, who: Principal, for_subadmin: str | None
         other = session.get(Credential, for_subadmin)
     if other is None:
         raise BadRequest(f"for-subadmin: there is no client {for_subadmin}")
-    return workgroups(runtime, other.client_id, frozenset(other.authorities))
+    return groups_of(other, frozenset(other.authorities))
 
 
 def _schemas_by_source(session: Any, ids: list[str]) -> dict[str, list[SourceSchema]]:
