@@ -60,7 +60,7 @@ class AccountDiff:
 
     def records(self, rows: pl.DataFrame) -> pl.DataFrame:
         """The incoming accounts (ACCOUNT_COLUMNS) at ``rows["row"]``."""
-        return self.incoming[rows["row"]]
+        return _gather(self.incoming, rows["row"])
 
 
 def snapshot(frame: pl.DataFrame, schema: AccountSchema) -> Snapshot:
@@ -209,14 +209,17 @@ def _stored_side(stored: pl.DataFrame) -> pl.DataFrame:
 
 def _pick(incoming: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
     """The incoming accounts at ``rows["row"]``, with the columns of ``rows`` first."""
-    if not rows.height:  # (even an empty gather from a many-chunk struct copies it all)
-        return pl.concat([rows, incoming.clear()], how="horizontal")
+    return pl.concat([rows, _gather(incoming, rows["row"])], how="horizontal")
+
+
+def _gather(incoming: pl.DataFrame, index: pl.Series) -> pl.DataFrame:
+    """The incoming accounts at ``index``."""
+    if not index.len():  # (even an empty gather from a many-chunk struct copies it all)
+        return incoming.clear()
     # The record struct is gathered field by field, then rebuilt: a few times faster than
     # gathering the struct from the parser's many chunks.
-    index = rows["row"]
     record = incoming["record"].struct.unnest()[index].to_struct("record")
-    picked = incoming.drop("record")[index].with_columns(record).select(incoming.columns)
-    return pl.concat([rows, picked], how="horizontal")
+    return incoming.drop("record")[index].with_columns(record).select(incoming.columns)
 
 
 def confirm_updates(
