@@ -10,6 +10,7 @@ deleted file, an older copy) falls back to reading the database.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -53,18 +54,16 @@ def save(root: Path, source_id: str, generation: str, state: pl.DataFrame) -> No
 
 
 def prune(root: Path, source_id: str, keep: str | None) -> None:
-    """Drop every copy of the source's accounts but generation ``keep``."""
+    """Drop every copy of the source's accounts but generation ``keep`` (all for None)."""
     folder = root / "snapshots" / source_id
     if not folder.is_dir():
         return
     for old in folder.iterdir():
-        if old.name != f"{keep}.parquet":
+        if keep is None or old.name != f"{keep}.parquet":
             old.unlink(missing_ok=True)
 
 
 def drop(root: Path, source_id: str) -> None:
-    folder = root / "snapshots" / source_id
-    if folder.is_dir():
-        for file in folder.iterdir():
-            file.unlink(missing_ok=True)
-        folder.rmdir()
+    prune(root, source_id, keep=None)
+    with contextlib.suppress(FileNotFoundError):
+        (root / "snapshots" / source_id).rmdir()
