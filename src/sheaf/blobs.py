@@ -3,7 +3,8 @@
 A spent upload is not deleted but kept as the one spare file, which the next upload
 overwrites in place, the way PostgreSQL recycles WAL segments: the kernel then reuses the
 spare's cached pages and disk blocks instead of allocating new ones. On a VM whose memory
-is handed out lazily that halves the cost of receiving a 100 MB upload (0.4 s to 0.2 s).
+is handed out lazily, receiving a 109 MB upload took 0.4 to 0.7 s into a new file and
+0.13 s into the spare.
 An unused spare is swept with the other leftovers.
 """
 
