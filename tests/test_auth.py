@@ -171,6 +171,19 @@ def test_expired_token_is_401(client: TestClient, runtime: Runtime) -> None:
     assert assert_401(response) == "JWT validation failed: JWT is expired"
 
 
+def test_a_token_accepted_before_is_refused_once_it_expires(
+    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Verified tokens are remembered; their expiry must still be checked on every use.
+    client_id, _ = new_credential(runtime)
+    token = signed(claims(client_id, expires_in=30))
+    assert client.get("/v3/sources", headers=bearer(token)).status_code == 200
+    later = time.time() + 31
+    monkeypatch.setattr(time, "time", lambda: later)
+    response = client.get("/v3/sources", headers=bearer(token))
+    assert assert_401(response) == "JWT validation failed: JWT is expired"
+
+
 def test_token_without_client_id_is_401(client: TestClient) -> None:
     no_client = claims()
     del no_client["client_id"]

@@ -49,5 +49,6 @@ class Runtime:
         self.db.dispose()
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # (async: a plain attribute read is not worth a thread-pool hop on every request)
     return request.app.state.runtime  # type: ignore[no-any-return]

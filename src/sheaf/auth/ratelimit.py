@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 
 class Limiter(Protocol):
+    blocking: bool  # whether hit() waits on the network (then it runs off the event loop)
+
     def hit(self, client_id: str, bucket: str) -> int | None:
         """Record a request; None if allowed, else the seconds to wait."""
         ...
@@ -29,6 +31,8 @@ class Limiter(Protocol):
 
 class RateLimiter:
     """The budget of one process."""
+
+    blocking = False
 
     def __init__(self, requests: int, window_seconds: float) -> None:
         self.requests = requests
@@ -71,6 +75,8 @@ class RedisRateLimiter:
     """The budget shared by every server using the same Redis. If Redis cannot be
     reached, requests are let through (and logged): the limit protects the service, it
     must not take it down."""
+
+    blocking = True
 
     def __init__(self, url: str, requests: int, window_seconds: float,
                  prefix: str = "sheaf:ratelimit:") -> None:

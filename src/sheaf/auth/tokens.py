@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -60,17 +61,27 @@ def issue(settings: Settings, credential: Credential) -> dict[str, Any]:
 
 
 def decode(settings: Settings, token: str) -> Principal:
+    who, expires = _verified(settings.signing_key, token)
+    if expires <= time.time():
+        raise Unauthorized("JWT validation failed: JWT is expired")
+    return who
+
+
+# A client sends the same token with every request until it expires; its signature needs
+# checking once (a token that fails is not remembered). Expiry is checked on every use.
+@functools.lru_cache(maxsize=4096)
+def _verified(key: str, token: str) -> tuple[Principal, float]:
     try:
         claims = jwt.decode(
-            token, settings.signing_key, algorithms=[ALGORITHM],
-            options={"require": ["exp", "client_id"]},
+            token, key, algorithms=[ALGORITHM], options={"require": ["exp", "client_id"]},
         )
     except jwt.ExpiredSignatureError:
         raise Unauthorized("JWT validation failed: JWT is expired") from None
     except jwt.InvalidTokenError as exc:
         raise Unauthorized(f"JWT validation failed: {exc}") from None
-    return Principal(
+    who = Principal(
         client_id=str(claims["client_id"]),
         authorities=frozenset(claims.get("authorities") or []),
         scopes=frozenset(claims.get("scope") or []),
     )
+    return who, float(claims["exp"])

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import Session
 
 from sheaf.errors import BadRequest, NotFound
 from sheaf.identity.api import wire
@@ -62,17 +63,15 @@ TASK_SORTERS = {"created": Job.created_at, "id": Job.id}
 IDENTITY_JOBS = Job.type.in_(list(JOB_TYPES))
 
 
-def _render(runtime: Runtime, jobs: list[Job]) -> list[dict[str, Any]]:
+def _render(session: Session, jobs: list[Job]) -> list[dict[str, Any]]:
     ids = {j.payload.get("source_id") for j in jobs} - {None}
-    with runtime.db.read() as session:
-        rows = session.execute(select(Source.id, Source.name).where(Source.id.in_(ids)))
-        names = dict(rows.all())
+    rows = session.execute(select(Source.id, Source.name).where(Source.id.in_(ids)))
+    names = dict(rows.all())
     return [wire.task_status(j, names.get(str(j.payload.get("source_id")))) for j in jobs]
 
 
-def _job(runtime: Runtime, task_id: str, what: str = "TaskStatus") -> Job:
-    with runtime.db.read() as session:
-        job = session.get(Job, task_id)
+def _job(session: Session, task_id: str, what: str = "TaskStatus") -> Job:
+    job = session.get(Job, task_id)
     if job is None or job.type not in JOB_TYPES:
         raise NotFound(f"{what} with the given id {task_id} was not found")
     return job
@@ -80,7 +79,8 @@ def _job(runtime: Runtime, task_id: str, what: str = "TaskStatus") -> Job:
 
 def get_task_status(id: str, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
     """One task's status."""
-    return _render(runtime, [_job(runtime, id)])[0]
+    with runtime.db.read() as session:  # (one session: clients poll this one often)
+        return _render(session, [_job(session, id)])[0]
 
 
 def list_task_status(
@@ -96,7 +96,7 @@ def list_task_status(
     with runtime.db.read() as session:
         jobs = [job for (job,) in fetch_page(
             session, select(Job), Job, where, order, limit, offset, count, response)]
-    return _render(runtime, jobs)
+        return _render(session, jobs)
 
 
 def pending_tasks(
@@ -112,11 +112,12 @@ def pending_tasks(
         jobs = list(session.execute(
             select(Job).where(where).order_by(Job.created_at).limit(limit).offset(offset)
         ).scalars())
-    if request.method == "HEAD":
-        return Response(status_code=200 if total else 204, headers={"X-Total-Count": str(total)})
-    if count:
-        response.headers["X-Total-Count"] = str(total)
-    return _render(runtime, jobs)
+        if request.method == "HEAD":
+            return Response(status_code=200 if total else 204,
+                            headers={"X-Total-Count": str(total)})
+        if count:
+            response.headers["X-Total-Count"] = str(total)
+        return _render(session, jobs)
 
 
 PATCHABLE = {"/completionStatus", "/completed", "/progress"}
@@ -147,19 +148,22 @@ async def patch_task_status(
                 raise BadRequest("completionStatus can only be set to Error, TempError or "
                                  f"Terminated on an unfinished task; got {op.get('value')!r}")
             ending = ENDINGS[value]
-    job = _job(runtime, id)
+    with runtime.db.read() as session:
+        job = _job(session, id)
     if ending is not None:
         if job.finished_at is not None:
             raise BadRequest(f"Task {id} has already completed "
                              f"({wire.completion_status(job)}); it cannot be changed")
         runtime.jobs.end(id, ending, "Task status set by an administrator",
                          "cleared_by_operator")
-    return _render(runtime, [_job(runtime, id)])[0]
+    with runtime.db.read() as session:
+        return _render(session, [_job(session, id)])[0]
 
 
 def aggregation_status(id: str, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
     """In-progress account aggregation status; gone an hour after the aggregation ends."""
-    body = wire.aggregation_status(_job(runtime, id, "Account aggregation"))
+    with runtime.db.read() as session:
+        body = wire.aggregation_status(_job(session, id, "Account aggregation"))
     if body is None:
         raise NotFound(f"Account aggregation {id} finished more than an hour ago")
     return body
