@@ -146,6 +146,15 @@ def test_every_diff_path_classifies_alike(first: dict, second: dict, rnd) -> Non
     paired, joined = diff(incoming, same_keys), diff(incoming, same_keys.reverse())
     for name in ("created", "updated", "unchanged", "removed"):
         assert getattr(paired, name).schema == getattr(joined, name).schema
+    # a first load (nothing stored, no join) comes out as a join against one stored
+    # account the file does not list
+    other = pl.DataFrame({"id": ["gone"], "native_identity": ["not-in-any-file"],
+                          "content_hash": [0], "identity_id": [None]}, schema=STORED_SCHEMA)
+    first_load, joined = diff(incoming, stored.clear()), diff(incoming, other)
+    for name in ("created", "updated", "unchanged", "paired"):
+        assert getattr(first_load, name).equals(getattr(joined, name)), name
+    assert first_load.removed.schema == joined.removed.schema
+    assert first_load.removed.height == 0
 
 
 # -- the same property through HTTP, the CSV parser and a real database -------------------

@@ -150,6 +150,17 @@ def diff(incoming: pl.DataFrame, stored: pl.DataFrame) -> AccountDiff:
     Only the narrow key columns are joined; the wide attribute records are then picked by
     row number for created and updated accounts only.
     """
+    if stored.height == 0:
+        # A first load: every account is new, and there is nothing to join with.
+        return AccountDiff(
+            incoming=incoming, created=incoming.with_row_index("row"),
+            updated=_pick(incoming, _NO_ROWS), unchanged=stored.with_row_index("row"),
+            removed=stored,
+            paired=incoming.select(
+                pl.lit(None, dtype=pl.String).alias("id"), "native_identity", "content_hash",
+                pl.lit(None, dtype=pl.String).alias("identity_id"),
+            ),
+        )
     if incoming["native_identity"].equals(stored["native_identity"]):
         # The same accounts in the same order as the stored copy (a reload of an unchanged
         # or only edited file): pair them by position instead of joining.
