@@ -69,10 +69,30 @@ class Database:
             yield session
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
-        """A session whose work is committed on success and rolled back on error."""
-        with self._write() as session, session.begin():
-            yield session
+    def write(self, *, trusted_references: bool = False) -> Iterator[Session]:
+        """A session whose work is committed on success and rolled back on error.
+
+        ``trusted_references``: SQLite does not check foreign keys in this transaction
+        (checking them is about a sixth of the CPU of inserting 10^6 accounts). Only for
+        a caller that has made sure, inside the transaction, that what it references
+        exists.
+        """
+        if not (trusted_references and self.is_sqlite):
+            with self._write() as session, session.begin():
+                yield session
+            return
+        with self.write_engine.connect() as conn:
+            # (on the driver connection: SQLite ignores this pragma inside a transaction)
+            raw = conn.connection.driver_connection
+            raw.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+            try:
+                with Session(bind=conn, expire_on_commit=False) as session, session.begin():
+                    yield session
+            finally:
+                try:
+                    raw.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+                except sqlite3.Error:
+                    conn.invalidate()  # never hand the pool a connection without them
 
     def checkpoint(self, mode: str = "PASSIVE") -> None:
         """Copy committed WAL pages back into the database file (SQLite only)."""

@@ -106,3 +106,30 @@ def test_a_failed_write_keeps_the_old_copy_and_leaves_no_new_one(
     assert copy is not None and copy.equals(copy_before)
     folder = runtime.settings.data_dir / "snapshots" / source["id"]
     assert len(list(folder.iterdir())) == 1  # the new generation's file is gone
+
+
+def test_a_source_deleted_during_the_run_gets_no_accounts(
+    runtime, make_source, tmp_path
+) -> None:
+    # The write skips SQLite's per-row foreign-key checks; it must check the source itself.
+    from sqlalchemy import text
+
+    from sheaf.identity import aggregation, service
+
+    source = make_source()
+    file = tmp_path / "accounts.csv"
+    file.write_text(HEADER + "a,A,a@x.org\nb,B,b@x.org\n")
+
+    def delete_before_writing(current, total, message):  # type: ignore[no-untyped-def]
+        if message.startswith("Applying"):
+            service.delete_source(runtime, source["id"])
+
+    with pytest.raises(aggregation.AggregationRefused, match="deleted during the run"):
+        aggregation.aggregate(runtime.db, runtime.settings, source["id"], file,
+                              optimize=True, progress=delete_before_writing)
+    with runtime.db.write() as session:
+        orphans = session.execute(text("SELECT count(*) FROM account")).scalar()
+        if runtime.db.is_sqlite:  # and the pooled connection checks foreign keys again
+            assert session.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    assert orphans == 0
+    assert not (runtime.settings.data_dir / "snapshots" / source["id"]).exists()

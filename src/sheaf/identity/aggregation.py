@@ -247,17 +247,22 @@ def _commit(
             snapshots.save, settings.data_dir, source.id, generation, plan.state
         ) if save_copy else None
         try:
-            with db.write() as session:
+            # Accounts reference their source, which this transaction checks first, and
+            # identities, which are never deleted: SQLite need not check every row.
+            with db.write(trusted_references=True) as session:
+                found = session.execute(
+                    update(Source).where(Source.id == source.id)
+                    .values(last_aggregated=utcnow(), snapshot_generation=generation,
+                            hash_scheme=hash_scheme)
+                )
+                if found.rowcount != 1:  # type: ignore[attr-defined]
+                    raise AggregationRefused(
+                        "source_not_found", f"Source {source.id} was deleted during the run")
                 _write(session.connection(), source.id, plan)
                 if learned is not None:
                     schema_row = session.merge(learned[0])
                     schema_row.attributes = learned[1]
                     schema_row.modified = utcnow()
-                session.execute(
-                    update(Source).where(Source.id == source.id)
-                    .values(last_aggregated=utcnow(), snapshot_generation=generation,
-                            hash_scheme=hash_scheme)
-                )
         except BaseException:
             if copying is not None:
                 wait([copying])

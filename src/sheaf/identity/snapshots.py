@@ -54,16 +54,18 @@ def save(root: Path, source_id: str, generation: str, state: pl.DataFrame) -> No
 
 
 def prune(root: Path, source_id: str, keep: str | None) -> None:
-    """Drop every copy of the source's accounts but generation ``keep`` (all for None)."""
+    """Drop every copy of the source's accounts but generation ``keep`` (all, and the
+    folder, for None)."""
     folder = root / "snapshots" / source_id
     if not folder.is_dir():
         return
     for old in folder.iterdir():
         if keep is None or old.name != f"{keep}.parquet":
             old.unlink(missing_ok=True)
+    if keep is None:
+        with contextlib.suppress(OSError):  # (a copy being written meanwhile keeps it)
+            folder.rmdir()
 
 
 def drop(root: Path, source_id: str) -> None:
     prune(root, source_id, keep=None)
-    with contextlib.suppress(FileNotFoundError):
-        (root / "snapshots" / source_id).rmdir()
