@@ -80,3 +80,34 @@ def test_it_reads_only_accounts_of_its_sources(client, auth, world) -> None:
                        headers=auth).json()[0]
     assert client.get(f"/v3/accounts/{other['id']}", headers=sub).status_code == 403
     assert client.get(f"/v3/accounts/{other['id']}", headers=auth).status_code == 200
+
+
+def test_it_follows_only_tasks_of_its_sources(client, auth, world, runtime) -> None:
+    sub, mine, theirs = world["sub"], world["mine"], world["theirs"]
+    tasks = client.get("/v2025/task-status", headers=auth).json()
+    by_source = {t["target"]["id"]: t["id"] for t in tasks}
+    assert set(by_source) == {mine, theirs}
+    for prefix in ("/v2025/task-status", "/beta/task-status", "/task-status/v1"):
+        assert client.get(f"{prefix}/{by_source[mine]}", headers=sub).status_code == 200
+        refused = client.get(f"{prefix}/{by_source[theirs]}", headers=sub)
+        assert refused.status_code == 403, (prefix, refused.text)
+        assert client.get(f"{prefix}/{by_source[theirs]}", headers=auth).status_code == 200
+    listed = client.get("/v2025/task-status", params={"count": "true"}, headers=sub)
+    assert [t["id"] for t in listed.json()] == [by_source[mine]]
+    assert listed.headers["X-Total-Count"] == "1"
+    everything = client.get("/v2025/task-status", params={"filters": f'sourceId eq "{theirs}"'},
+                            headers=sub)
+    assert everything.json() == []
+    pending = client.head("/beta/task-status/pending-tasks", headers=sub)
+    assert pending.headers["X-Total-Count"] == "0"
+    status = client.get(f"/v2025/account-aggregations/{by_source[theirs]}/status", headers=sub)
+    assert status.status_code == 403
+    # an organisation-wide reader (here HELPDESK beside SOURCE_SUBADMIN) still sees all
+    with runtime.db.write() as session:
+        cred, secret = credentials.create(session, "both", ["SOURCE_SUBADMIN", "HELPDESK"],
+                                          ["g-hr"])
+    token = client.post("/oauth/token", data={
+        "grant_type": "client_credentials", "client_id": cred.client_id,
+        "client_secret": secret}).json()["access_token"]
+    wide = client.get("/v2025/task-status", headers={"Authorization": f"Bearer {token}"})
+    assert {t["id"] for t in wide.json()} == set(by_source.values())

@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -97,6 +98,22 @@ def test_jobs_api_list_get_cancel(client: TestClient, auth: dict[str, str],
     missing = client.get("/api/jobs/0000", headers=auth)
     assert missing.status_code == 404 and "error" in missing.json()
     assert client.get("/api/jobs").status_code == 401
+
+
+def test_jobs_api_is_the_tenant_administrators(client: TestClient, runtime: Runtime,
+                                               make_token: Any) -> None:
+    runtime.executor.paused = True  # type: ignore[attr-defined]
+    job = runtime.jobs.submit("test.echo", {"n": 2})
+    for authority in ("SOURCE_ADMIN", "SOURCE_SUBADMIN", "HELPDESK"):
+        headers = {"Authorization": f"Bearer {make_token(authority)}"}
+        for method, path in [("GET", "/api/jobs"), ("GET", f"/api/jobs/{job.id}"),
+                             ("GET", f"/api/jobs/{job.id}/history"),
+                             ("GET", f"/api/jobs/{job.id}/events"),
+                             ("POST", f"/api/jobs/{job.id}/cancel")]:
+            r = client.request(method, path, headers=headers)
+            assert r.status_code == 403, (authority, method, path, r.text)
+            assert "ORG_ADMIN" in r.json()["error"]["message"]
+    assert runtime.jobs.get(job.id).status == "queued"  # type: ignore[union-attr]
 
 
 def test_events_stream_progress_until_the_end(local_runtime: Runtime) -> None:

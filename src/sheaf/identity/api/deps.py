@@ -28,6 +28,7 @@ TASK_READERS = (*SOURCE_ADMINS, "HELPDESK", "CERT_ADMIN", "REPORT_ADMIN", "ROLE_
 
 source_admin = require(*SOURCE_ADMINS)
 task_reader = require(*TASK_READERS)
+ORG_WIDE_TASK_READERS = frozenset(TASK_READERS) - {"SOURCE_SUBADMIN"}
 task_writer = require("ORG_ADMIN", "SOURCE_ADMIN")
 identity_reader = require("ORG_ADMIN", "HELPDESK", "SOURCE_ADMIN", "ROLE_ADMIN")
 
@@ -50,6 +51,15 @@ def workgroups(runtime: Runtime, client_id: str, authorities: frozenset[str]
 
 def reach(runtime: Runtime = Depends(get_runtime),
           who: Principal = Depends(source_admin)) -> frozenset[str] | None:
+    return workgroups(runtime, who.client_id, who.authorities)
+
+
+def task_reach(runtime: Runtime = Depends(get_runtime),
+               who: Principal = Depends(task_reader)) -> frozenset[str] | None:
+    """Whose tasks a client may read: every source's, unless SOURCE_SUBADMIN is the only
+    authority that lets it read tasks (then its groups' sources')."""
+    if who.authorities & ORG_WIDE_TASK_READERS:
+        return None
     return workgroups(runtime, who.client_id, who.authorities)
 
 

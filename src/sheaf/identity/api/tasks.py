@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import ColumnElement, and_, case, func, select, true
 from sqlalchemy.orm import Session
 
-from sheaf.errors import BadRequest, NotFound
+from sheaf.errors import BadRequest, Forbidden, NotFound
 from sheaf.identity.api import wire
-from sheaf.identity.api.deps import source_admin, task_reader, task_writer
+from sheaf.identity.api.deps import managed_by, reach, require_managed, task_reach, task_writer
 from sheaf.identity.jobs import LOAD_ACCOUNTS
 from sheaf.identity.models import Source
 from sheaf.jobs.models import Job
@@ -70,17 +70,32 @@ def _render(session: Session, jobs: list[Job]) -> list[dict[str, Any]]:
     return [wire.task_status(j, names.get(str(j.payload.get("source_id")))) for j in jobs]
 
 
-def _job(session: Session, task_id: str, what: str = "TaskStatus") -> Job:
+def _job(session: Session, task_id: str, groups: frozenset[str] | None,
+         what: str = "TaskStatus") -> Job:
+    """The task, if it exists and ``groups`` (see deps.task_reach) reach its source."""
     job = session.get(Job, task_id)
     if job is None or job.type not in JOB_TYPES:
         raise NotFound(f"{what} with the given id {task_id} was not found")
+    if groups is not None:
+        source = session.get(Source, job.subject_id) if job.subject_id else None
+        if source is None:
+            raise Forbidden(f"Task {task_id} is not about a source this SOURCE_SUBADMIN "
+                            "administers")
+        require_managed(source, groups)
     return job
 
 
-def get_task_status(id: str, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+def _reached(groups: frozenset[str] | None) -> ColumnElement[bool]:
+    if groups is None:
+        return true()
+    return Job.subject_id.in_(select(Source.id).where(managed_by(groups)))
+
+
+def get_task_status(id: str, runtime: Runtime = Depends(get_runtime),
+                    groups: frozenset[str] | None = Depends(task_reach)) -> dict[str, Any]:
     """One task's status."""
     with runtime.db.read() as session:  # (one session: clients poll this one often)
-        return _render(session, [_job(session, id)])[0]
+        return _render(session, [_job(session, id, groups)])[0]
 
 
 def list_task_status(
@@ -88,10 +103,11 @@ def list_task_status(
     limit: int | None = Query(None), offset: int | None = Query(None),
     count: bool = Query(False), filters: str | None = Query(None),
     sorters: str | None = Query(None), runtime: Runtime = Depends(get_runtime),
+    groups: frozenset[str] | None = Depends(task_reach),
 ) -> list[dict[str, Any]]:
     """Task statuses; `filters=completionStatus isnull` lists the ones still running."""
     limit, offset = page(limit, offset)
-    where = and_(IDENTITY_JOBS, parse_filters(filters, TASK_FILTERS))
+    where = and_(IDENTITY_JOBS, _reached(groups), parse_filters(filters, TASK_FILTERS))
     order = parse_sorters(sorters, TASK_SORTERS, [Job.created_at, Job.id])
     with runtime.db.read() as session:
         jobs = [job for (job,) in fetch_page(
@@ -103,10 +119,11 @@ def pending_tasks(
     request: Request, response: Response,
     limit: int | None = Query(None), offset: int | None = Query(None),
     count: bool = Query(False), runtime: Runtime = Depends(get_runtime),
+    groups: frozenset[str] | None = Depends(task_reach),
 ) -> Any:
     """Deprecated: the unfinished tasks (HEAD answers only X-Total-Count)."""
     limit, offset = page(limit, offset)
-    where = and_(IDENTITY_JOBS, Job.status.in_(["queued", "running"]))
+    where = and_(IDENTITY_JOBS, _reached(groups), Job.status.in_(["queued", "running"]))
     with runtime.db.read() as session:
         total = session.execute(select(func.count()).select_from(Job).where(where)).scalar_one()
         jobs = list(session.execute(
@@ -149,7 +166,7 @@ async def patch_task_status(
                                  f"Terminated on an unfinished task; got {op.get('value')!r}")
             ending = ENDINGS[value]
     with runtime.db.read() as session:
-        job = _job(session, id)
+        job = _job(session, id, None)  # (task_writer: administrators of every source)
     if ending is not None:
         if job.finished_at is not None:
             raise BadRequest(f"Task {id} has already completed "
@@ -157,13 +174,14 @@ async def patch_task_status(
         runtime.jobs.end(id, ending, "Task status set by an administrator",
                          "cleared_by_operator")
     with runtime.db.read() as session:
-        return _render(session, [_job(session, id)])[0]
+        return _render(session, [_job(session, id, None)])[0]
 
 
-def aggregation_status(id: str, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+def aggregation_status(id: str, runtime: Runtime = Depends(get_runtime),
+                       groups: frozenset[str] | None = Depends(reach)) -> dict[str, Any]:
     """In-progress account aggregation status; gone an hour after the aggregation ends."""
     with runtime.db.read() as session:
-        body = wire.aggregation_status(_job(session, id, "Account aggregation"))
+        body = wire.aggregation_status(_job(session, id, groups, "Account aggregation"))
     if body is None:
         raise NotFound(f"Account aggregation {id} finished more than an hour ago")
     return body
@@ -171,21 +189,20 @@ def aggregation_status(id: str, runtime: Runtime = Depends(get_runtime)) -> dict
 
 def _routes(prefix: str, suffix: str = "") -> None:
     """Register the task-status family under one path shape."""
-    read, write = [Depends(task_reader)], [Depends(task_writer)]
+    write = [Depends(task_writer)]  # (readers: the endpoints' task_reach)
     base = f"{prefix}/task-status{suffix}"
     if not suffix:
         router.add_api_route(f"{base}/pending-tasks", pending_tasks, methods=["GET", "HEAD"],
-                             dependencies=read, name=f"pending_tasks_{prefix}")
-    router.add_api_route(base, list_task_status, methods=["GET"], dependencies=read,
+                             name=f"pending_tasks_{prefix}")
+    router.add_api_route(base, list_task_status, methods=["GET"],
                          name=f"list_task_status_{prefix}{suffix}")
-    router.add_api_route(f"{base}/{{id}}", get_task_status, methods=["GET"], dependencies=read,
+    router.add_api_route(f"{base}/{{id}}", get_task_status, methods=["GET"],
                          name=f"get_task_status_{prefix}{suffix}")
     router.add_api_route(f"{base}/{{id}}", patch_task_status, methods=["PATCH"],
                          dependencies=write, name=f"patch_task_status_{prefix}{suffix}")
     agg = (f"{prefix}/account-aggregations/v1/{{id}}/status" if suffix
            else f"{prefix}/account-aggregations/{{id}}/status")
     router.add_api_route(agg, aggregation_status, methods=["GET"],
-                         dependencies=[Depends(source_admin)],
                          name=f"aggregation_status_{prefix}{suffix}")
 
 
