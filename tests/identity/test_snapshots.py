@@ -133,3 +133,30 @@ def test_a_source_deleted_during_the_run_gets_no_accounts(
             assert session.execute(text("PRAGMA foreign_keys")).scalar() == 1
     assert orphans == 0
     assert not (runtime.settings.data_dir / "snapshots" / source["id"]).exists()
+
+
+def test_a_worker_remembers_recent_copies_within_a_bound(tmp_path, monkeypatch) -> None:
+    def keys(n: int) -> pl.DataFrame:
+        return pl.DataFrame({"id": [f"i{k}" for k in range(n)],
+                             "native_identity": [f"n{k}" for k in range(n)],
+                             "content_hash": list(range(n)), "identity_id": [None] * n},
+                            schema={"id": pl.String, "native_identity": pl.String,
+                                    "content_hash": pl.Int64, "identity_id": pl.String})
+
+    monkeypatch.setattr(snapshots, "REMEMBERED_ROWS", 10)
+    snapshots.save(tmp_path, "s1", "g1", keys(4))
+    snapshots.save(tmp_path, "s2", "g1", keys(5))
+    for file in (tmp_path / "snapshots").rglob("*.parquet"):
+        file.unlink()  # what is left comes from memory
+    assert snapshots.load(tmp_path, "s1", "g1").equals(keys(4))  # type: ignore[union-attr]
+    assert snapshots.load(tmp_path, "s1", "g2") is None  # never for another generation
+    snapshots.save(tmp_path, "s3", "g1", keys(3))  # 12 rows: the least recent (s2) goes
+    for file in (tmp_path / "snapshots").rglob("*.parquet"):
+        file.unlink()
+    assert snapshots.load(tmp_path, "s2", "g1") is None
+    assert snapshots.load(tmp_path, "s3", "g1") is not None
+    snapshots.save(tmp_path, "s4", "g1", keys(11))  # over the bound: not remembered
+    (tmp_path / "snapshots" / "s4" / "g1.parquet").unlink()
+    assert snapshots.load(tmp_path, "s4", "g1") is None
+    snapshots.drop(tmp_path, "s1")  # a deleted source is forgotten
+    assert snapshots.load(tmp_path, "s1", "g1") is None

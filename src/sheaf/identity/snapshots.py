@@ -6,6 +6,9 @@ identity_id) as Parquet, named by a generation token that the aggregation writes
 source row in the same transaction as the accounts. It is used only while its
 generation matches the source's; anything else (a crash between commit and write, a
 deleted file, an older copy) falls back to reading the database.
+
+A worker also keeps the copies it last wrote or read, a few million rows at most: the next
+run of the same source then need not read the file again.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import polars as pl
@@ -20,6 +25,34 @@ import polars as pl
 from sheaf.identity.engine import STORED_SCHEMA
 
 log = logging.getLogger(__name__)
+
+REMEMBERED_ROWS = 2_000_000  # about 150 MB of keys
+_recent: OrderedDict[tuple[Path, str], tuple[str, pl.DataFrame]] = OrderedDict()
+_recent_lock = threading.Lock()
+
+
+def _remember(root: Path, source_id: str, generation: str, frame: pl.DataFrame) -> None:
+    with _recent_lock:
+        _recent.pop((root, source_id), None)
+        if frame.height > REMEMBERED_ROWS:
+            return
+        _recent[(root, source_id)] = (generation, frame)
+        while sum(f.height for _, f in _recent.values()) > REMEMBERED_ROWS:
+            _recent.popitem(last=False)
+
+
+def _recall(root: Path, source_id: str, generation: str) -> pl.DataFrame | None:
+    with _recent_lock:
+        generation_and_frame = _recent.get((root, source_id))
+        if generation_and_frame is None or generation_and_frame[0] != generation:
+            return None
+        _recent.move_to_end((root, source_id))
+        return generation_and_frame[1]
+
+
+def _forget(root: Path, source_id: str) -> None:
+    with _recent_lock:
+        _recent.pop((root, source_id), None)
 
 
 def _path(root: Path, source_id: str, generation: str) -> Path:
@@ -29,6 +62,9 @@ def _path(root: Path, source_id: str, generation: str) -> Path:
 def load(root: Path, source_id: str, generation: str | None) -> pl.DataFrame | None:
     if generation is None:
         return None
+    remembered = _recall(root, source_id, generation)
+    if remembered is not None:
+        return remembered
     path = _path(root, source_id, generation)
     try:
         frame = pl.read_parquet(path)
@@ -36,6 +72,7 @@ def load(root: Path, source_id: str, generation: str | None) -> pl.DataFrame | N
         return None
     if dict(frame.schema) != STORED_SCHEMA:
         return None
+    _remember(root, source_id, generation, frame)
     return frame
 
 
@@ -46,8 +83,10 @@ def save(root: Path, source_id: str, generation: str, state: pl.DataFrame) -> No
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".part")
-        state.select(list(STORED_SCHEMA)).write_parquet(tmp, compression="lz4")
+        copy = state.select(list(STORED_SCHEMA))
+        copy.write_parquet(tmp, compression="lz4")
         os.replace(tmp, path)
+        _remember(root, source_id, generation, copy)
     except OSError:
         log.warning("could not write the account snapshot of source %s", source_id,
                     exc_info=True)
@@ -68,4 +107,5 @@ def prune(root: Path, source_id: str, keep: str | None) -> None:
 
 
 def drop(root: Path, source_id: str) -> None:
+    _forget(root, source_id)
     prune(root, source_id, keep=None)
