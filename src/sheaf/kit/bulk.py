@@ -1,7 +1,8 @@
 """Bulk reads and writes between polars frames and the database, one round trip per batch.
 
 Goes beneath the ORM on purpose: a 10^6-row aggregation cannot afford an object per row.
-SQLite gets ``executemany``; PostgreSQL gets ``COPY`` for inserts.
+SQLite gets ``executemany`` (inserts many rows a statement); PostgreSQL gets ``COPY`` for
+inserts.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def insert_frame(
     raw = conn.connection.driver_connection
     constants = constants or {}
     prepared = prepare or _same
+    write = _insert_sqlite if _is_sqlite(conn) else _copy_postgresql
     with ThreadPoolExecutor(1) as preparing:
         batches = frame.iter_slices(BATCH)
         pending: Future[pl.DataFrame] | None = preparing.submit(prepared, next(batches))
@@ -85,10 +87,7 @@ def insert_frame(
             batch = pending.result()
             following = next(batches, None)
             pending = None if following is None else preparing.submit(prepared, following)
-            if _is_sqlite(conn):
-                _insert_sqlite(raw, table, batch, constants)
-            else:
-                _copy_postgresql(raw, table, batch, constants)
+            write(raw, table, batch, constants)
 
 
 def _same(frame: pl.DataFrame) -> pl.DataFrame:
