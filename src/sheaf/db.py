@@ -106,6 +106,24 @@ class Database:
         finally:
             raw.close()
 
+    def refresh_statistics(self) -> None:
+        """Refresh SQLite's planner statistics from a sample of each index (a few ms).
+
+        Without them SQLite cannot know that a million accounts belong to a handful of
+        sources: it sorts every account to list a source's first page, and scans them all
+        for ``nativeIdentity eq "..."`` instead of walking the (source_id,
+        native_identity) index. PostgreSQL's autovacuum keeps its own statistics.
+        """
+        if not self.is_sqlite:
+            return
+        raw = self.write_engine.raw_connection()
+        try:
+            cursor = raw.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor.execute("PRAGMA analysis_limit=1000")
+            cursor.execute("ANALYZE")  # (every table: plans join accounts to sources)
+        finally:
+            raw.close()
+
     def dispose(self) -> None:
         with suppress(Exception):  # a busy database keeps its WAL until the next checkpoint
             self.checkpoint("TRUNCATE")

@@ -271,6 +271,8 @@ def _commit(
         if copying is not None:
             copying.result()
             snapshots.prune(settings.data_dir, source.id, keep=generation)
+    if plan.created.height or plan.removed.height:  # the table's shape changed
+        db.refresh_statistics()
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,8 @@ def parse_filters(text: str | None, fields: dict[str, Field]) -> ColumnElement[b
 
 
 def parse_sorters(text: str | None, columns: dict[str, Any], default: list[Any]) -> list[Any]:
+    """The ORDER BY for SailPoint's ``sorters`` (``name,-created``), then ``default``: it
+    ends in a unique key, so rows that tie on the requested fields still page stably."""
     if not text or not text.strip():
         return default
     order = []
@@ -165,7 +167,7 @@ def parse_sorters(text: str | None, columns: dict[str, Any], default: list[Any])
             raise BadRequest(f"Sorting is not supported for field '{name}'; supported: "
                              f"{', '.join(sorted(columns))}")
         order.append(columns[name].desc() if part.startswith("-") else columns[name].asc())
-    return order
+    return order + default
 
 
 def page(limit: int | None, offset: int | None, maximum: int = 250) -> tuple[int, int]:
