@@ -11,6 +11,7 @@ the database. The job executor checkpoints between jobs instead (``Database.chec
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -19,6 +20,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
+
+log = logging.getLogger(__name__)
 
 if sqlite3.sqlite_version_info < (3, 35):  # RETURNING and partial indexes
     raise RuntimeError(f"sheaf needs SQLite 3.35+, found {sqlite3.sqlite_version}")
@@ -121,6 +124,8 @@ class Database:
             cursor = raw.driver_connection.cursor()  # type: ignore[union-attr]
             cursor.execute("PRAGMA analysis_limit=1000")
             cursor.execute("ANALYZE")  # (every table: plans join accounts to sources)
+        except sqlite3.Error as exc:  # slower queries, not a failed aggregation
+            log.warning("could not refresh the database's statistics: %s", exc)
         finally:
             raw.close()
 
