@@ -111,6 +111,11 @@ def test_authoritative_source_creates_and_correlates_identities(
     assert ident.json()["attributes"]["email"] == "ann@x.org"
     listed = client.get("/v2025/identities", headers=auth, params={"count": "true"})
     assert listed.headers["X-Total-Count"] == "3"
+    ids = [i["id"] for i in listed.json()]  # by id (the primary key's order) by default
+    assert ids == sorted(ids)
+    by_name = client.get("/v2025/identities", headers=auth, params={"sorters": "-name"})
+    assert [i["name"] for i in by_name.json()] == sorted(
+        [i["name"] for i in listed.json()], reverse=True)
 
 
 def test_every_load_accounts_path_answers_202(make_source, load) -> None:

@@ -88,7 +88,9 @@ def list_identities(
     where = parse_filters(filters, IDENTITY_FILTERS)
     if defaultFilter == "CORRELATED_ONLY":
         where = where & correlated
-    order = parse_sorters(sorters, IDENTITY_SORTERS, [Identity.name, Identity.id])
+    # By id (the primary key's order) unless asked: sorting by name would sort every
+    # identity for each page, 0.25 s a page at 10^5 identities.
+    order = parse_sorters(sorters, IDENTITY_SORTERS, [Identity.id])
     with runtime.db.read() as session:
         rows = fetch_page(session, select(Identity), Identity, where, order, limit, offset,
                           count, response)
