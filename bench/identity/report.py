@@ -21,6 +21,7 @@ from bench.identity.results import (
     TARGET_SIZE,
     TARGET_STATUS_P99_S,
     SizeResult,
+    summarize,
 )
 from bench.identity.server import COMPLETION_POLL_S, server_fingerprint
 
@@ -49,12 +50,14 @@ def _verdict(ok: bool | None, enforced: bool) -> str:
 def table_rows(sizes: list[SizeResult]) -> list[list[str]]:
     """Rows for the printed table; memory and latency are per size, shown on each phase."""
     rows: list[list[str]] = []
+    repeated = any(o.run > 1 for o in sizes)
     for outcome in sizes:
+        size = f"{outcome.size:,}" + (f" #{outcome.run}" if repeated else "")
         checks = {c["check"]: c for c in outcome.checks}
         mem = checks["peak server RSS bytes"]
         lat = checks["task-status p99 seconds (during first load)"]
         if not outcome.phases:
-            rows.append([f"{outcome.size:,}", "ERROR", *["-"] * (len(HEADERS) - 2)])
+            rows.append([size, "ERROR", *["-"] * (len(HEADERS) - 2)])
         for phase in outcome.phases:
             stats = phase.status_latency
             latency = (
@@ -69,7 +72,7 @@ def table_rows(sizes: list[SizeResult]) -> list[list[str]]:
                 counters = f"{phase.completion_status} / {counters}"
             rows.append(
                 [
-                    f"{outcome.size:,}",
+                    size,
                     phase.phase,
                     "-" if phase.seconds is None else f"{phase.seconds:.2f}",
                     "-"
@@ -106,25 +109,8 @@ HEADERS = [
 
 
 def print_table(sizes: list[SizeResult]) -> None:
-    """A rich table when rich is importable, else aligned plain text."""
-    rows = table_rows(sizes)
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADERS)]
-        print("  ".join(h.ljust(w) for h, w in zip(HEADERS, widths, strict=True)))
-        for row in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
-    else:
-        table = Table(title="sheaf identity load-accounts benchmark")
-        for header in HEADERS:
-            justify = "left" if header in ("phase", "counters") else "right"
-            table.add_column(header, justify=justify)  # type: ignore[arg-type]
-        for row in rows:
-            styled = [f"[bold red]{c}[/]" if ("FAIL" in c or "MISMATCH" in c) else c for c in row]
-            table.add_row(*styled)
-        Console(width=220).print(table)
+    """Every run's phases, then what the figures mean."""
+    _print("sheaf identity load-accounts benchmark", HEADERS, table_rows(sizes))
     print(
         f"targets at {TARGET_SIZE:,} rows: ratios as shown, peak RSS <= "
         f"{TARGET_PEAK_RSS_BYTES / 2**30:.1f} GiB, task-status p99 <= "
@@ -134,6 +120,64 @@ def print_table(sizes: list[SizeResult]) -> None:
         "settle s = how long the server stayed busy after the task completed (the WAL "
         "checkpoint of what the load wrote); the next phase starts once it is idle."
     )
+
+
+SUMMARY_HEADERS = [
+    "size",
+    "phase",
+    "runs",
+    "median s",
+    "range s",
+    "median ratio",
+    "range",
+    "target",
+    "met in",
+    "result",
+]
+
+
+def summary_rows(summary: list[dict[str, Any]]) -> list[list[str]]:
+    return [
+        [
+            f"{s['size']:,}",
+            s["phase"],
+            str(s["runs"]),
+            f"{s['median_seconds']:.2f}",
+            f"{s['min_seconds']:.2f}-{s['max_seconds']:.2f}",
+            f"{s['median_ratio']:.1f}x",
+            f"{s['min_ratio']:.1f}x-{s['max_ratio']:.1f}x",
+            f"<= {s['target_ratio']:g}x",
+            f"{s['runs_meeting_target']}/{s['runs']}",
+            _verdict(s["ok"], s["enforced"]),
+        ]
+        for s in summary
+    ]
+
+
+def print_summary(summary: list[dict[str, Any]]) -> None:
+    """Median and range over the repeated runs; the verdict goes by the median."""
+    _print("over repeated runs (each on a fresh server)", SUMMARY_HEADERS, summary_rows(summary))
+
+
+def _print(title: str, headers: list[str], rows: list[list[str]]) -> None:
+    """A rich table when rich is importable, else aligned plain text."""
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+        print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+        for row in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    else:
+        table = Table(title=title)
+        for header in headers:
+            justify = "left" if header in ("phase", "counters") else "right"
+            table.add_column(header, justify=justify)  # type: ignore[arg-type]
+        for row in rows:
+            styled = [f"[bold red]{c}[/]" if ("FAIL" in c or "MISMATCH" in c) else c for c in row]
+            table.add_row(*styled)
+        Console(width=220).print(table)
 
 
 def _jsonable(value: Any) -> Any:
@@ -171,6 +215,7 @@ def write_json(
             "py_spy": str(args.py_spy) if args.py_spy else None,
             "wait_idle_s": args.wait_idle,
             "status_probe": not args.no_status_probe,
+            "repeat": args.repeat,
         },
         "targets": {
             "size": TARGET_SIZE,
@@ -180,5 +225,6 @@ def write_json(
         },
         "datasets": {str(k): asdict(v) for k, v in manifests.items()},
         "sizes": _jsonable(sizes),
+        "summary": summarize(sizes),
     }
     path.write_text(json.dumps(report, indent=2, default=str) + "\n")

@@ -3,6 +3,7 @@ results, the exact task counters each phase must report, and the target checks."
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +75,7 @@ class SizeResult:
     """All phases for one size plus the server-wide checks."""
 
     size: int
+    run: int = 1  # which of the --repeat runs at this size
     phases: list[PhaseResult] = field(default_factory=list)
     peak_rss_bytes: int | None = None
     peak_hwm_bytes: int | None = None
@@ -122,3 +124,43 @@ def size_checks(outcome: SizeResult) -> list[dict[str, Any]]:
         }
     )
     return checks
+
+
+def summarize(sizes: list[SizeResult]) -> list[dict[str, Any]]:
+    """Per size and phase over repeated runs: median and range of the time and ratio, and
+    in how many runs the target was met. A single run on a shared VM can be a quarter
+    faster or slower than the next; the median is what the verdict goes by."""
+    summary: list[dict[str, Any]] = []
+    for size in dict.fromkeys(o.size for o in sizes):
+        runs = [o for o in sizes if o.size == size]
+        for phase in dict.fromkeys(p.phase for o in runs for p in o.phases):
+            measured = [
+                p
+                for o in runs
+                for p in o.phases
+                if p.phase == phase and p.seconds is not None and p.ratio is not None
+            ]
+            if not measured:
+                continue
+            seconds = [p.seconds for p in measured if p.seconds is not None]
+            ratios = [p.ratio for p in measured if p.ratio is not None]
+            target = TARGET_RATIO[phase]
+            median_ratio = statistics.median(ratios)
+            summary.append(
+                {
+                    "size": size,
+                    "phase": phase,
+                    "runs": len(measured),
+                    "median_seconds": statistics.median(seconds),
+                    "min_seconds": min(seconds),
+                    "max_seconds": max(seconds),
+                    "median_ratio": median_ratio,
+                    "min_ratio": min(ratios),
+                    "max_ratio": max(ratios),
+                    "target_ratio": target,
+                    "runs_meeting_target": sum(r <= target for r in ratios),
+                    "ok": median_ratio <= target,
+                    "enforced": size >= TARGET_SIZE,
+                }
+            )
+    return summary
