@@ -125,7 +125,7 @@ def run_phase(
     probe_latency: bool,
     timeout: float,
     py_spy: Path | None,
-    profile_dir: Path,
+    profile: Path,
     wait_idle: float,
 ) -> PhaseResult:
     """Upload one file, wait for its task, and check the result."""
@@ -151,7 +151,7 @@ def run_phase(
     sampler.take_phase_peak()
     result.loadavg_before = os.getloadavg()
     cpu_before = CpuSnapshot.take(server.pid)
-    profiler = Profiler(py_spy, server.pid, profile_dir / f"pyspy-{size}-{phase}.txt")
+    profiler = Profiler(py_spy, server.pid, profile)
     probe: LatencyProbe | None = None
     try:
         started = time.perf_counter()
@@ -235,7 +235,8 @@ def run_size(
         wait_for_quiet(args.wait_idle)
     baselines = {"base": polars_read_seconds(base), "changed": polars_read_seconds(changed)}
     data_dir = Path(tempfile.mkdtemp(prefix=f"sheaf-bench-{size}-"))
-    log_path = log_dir / (f"server-{size}.log" if args.repeat == 1 else f"server-{size}-{run}.log")
+    suffix = "" if args.repeat == 1 else f"-{run}"
+    log_path = log_dir / f"server-{size}{suffix}.log"
     env = {}
     if args.rate_limit is not None:
         env["SHEAF_AUTH__RATE_LIMIT_REQUESTS"] = str(args.rate_limit)
@@ -280,7 +281,7 @@ def run_size(
                 probe_latency=phase == "first" and not args.no_status_probe,
                 timeout=args.phase_timeout,
                 py_spy=args.py_spy,
-                profile_dir=log_dir,
+                profile=log_dir / f"pyspy-{size}-{phase}{suffix}.txt",
                 wait_idle=args.wait_idle,
             )
             outcome.phases.append(result)
