@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -88,7 +88,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
-               *, migrate: bool = True) -> FastAPI:
+               *, migrate: bool = True,
+               make_runtime: Callable[[Settings], Runtime] = Runtime.build) -> FastAPI:
+    """The app; without ``runtime`` it builds one with ``make_runtime`` on startup and
+    closes it on shutdown."""
     settings = settings or (runtime.settings if runtime else Settings())
 
     @asynccontextmanager
@@ -97,7 +100,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
         if rt is None:
             if migrate:
                 upgrade(settings)
-            rt = Runtime.build(settings)
+            rt = make_runtime(settings)
         app.state.runtime = rt
         rt.executor.start()
         try:

@@ -25,10 +25,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         auth = self.settings.auth
-        store = auth.rate_limit_store
-        if store == "auto":
-            store = "redis" if self.settings.jobs.executor == "dramatiq" else "process"
-        if store == "redis":
+        if rate_limit_store(self.settings) == "redis":
             self.limiter = RedisRateLimiter(self.settings.jobs.broker_url,
                                             auth.rate_limit_requests,
                                             auth.rate_limit_window_seconds)
@@ -37,16 +34,28 @@ class Runtime:
                                        auth.rate_limit_window_seconds)
 
     @classmethod
-    def build(cls, settings: Settings, executor: Executor | None = None) -> Runtime:
+    def build(cls, settings: Settings, executor: Executor | None = None,
+              limiter: Limiter | None = None) -> Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.db_url)
         executor = executor or make_executor(db, settings)
         jobs = JobService(db, executor, settings.jobs.max_attempts)
-        return cls(settings, db, executor, jobs, BlobStore(settings.blob_dir))
+        runtime = cls(settings, db, executor, jobs, BlobStore(settings.blob_dir))
+        if limiter is not None:  # (one budget shared by several API processes)
+            runtime.limiter = limiter
+        return runtime
 
     def close(self) -> None:
         self.executor.shutdown(graceful=True)
         self.db.dispose()
+
+
+def rate_limit_store(settings: Settings) -> str:
+    """Where the budget is kept: "redis" or "process" (this server's memory)."""
+    store = settings.auth.rate_limit_store
+    if store == "auto":
+        return "redis" if settings.jobs.executor == "dramatiq" else "process"
+    return store
 
 
 async def get_runtime(request: Request) -> Runtime:

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
-import typer
-import uvicorn
+import os
 
-from sheaf.app import create_app
+import typer
+
 from sheaf.config import Settings
+
+
+def default_workers() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
 
 
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="TCP port."),
+    workers: int = typer.Option(
+        default_workers(), min=1,
+        help="API processes sharing the port (default: the core count). Jobs and their "
+             "maintenance run once, in the process this command starts."),
     log_level: str = typer.Option("info"),
 ) -> None:
     """Run sheaf: the APIs, the console at /console and the embedded worker."""
     settings = Settings()
     typer.echo(f"sheaf: data in {settings.data_dir.resolve()}, database {settings.db_url}")
     typer.echo(f"sheaf: console at http://{host}:{port}/console/ , API docs at /docs")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+    from sheaf.serving import serve as run  # (the web stack: only for this command)
+
+    run(settings, host, port, workers, log_level)
