@@ -27,8 +27,15 @@ if sqlite3.sqlite_version_info < (3, 35):  # RETURNING and partial indexes
     raise RuntimeError(f"sheaf needs SQLite 3.35+, found {sqlite3.sqlite_version}")
 
 
+# Connections kept open for readers: as many as the API's thread pool has threads (40),
+# so a burst of polls does not open and close connections (with their pragmas) beyond
+# the default five. An idle SQLite connection costs a file handle and little memory.
+SQLITE_READ_POOL = 40
+
+
 def _sqlite_engine(url: str, immediate: bool) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60},
+                           pool_size=5 if immediate else SQLITE_READ_POOL, max_overflow=10)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import Depends, Request
 from sqlalchemy import ColumnElement, true
+from starlette.concurrency import run_in_threadpool
 
 from sheaf.auth.deps import require
 from sheaf.auth.models import Credential
@@ -49,18 +50,26 @@ def workgroups(runtime: Runtime, client_id: str, authorities: frozenset[str]
         return groups_of(session.get(Credential, client_id), authorities)
 
 
-def reach(runtime: Runtime = Depends(get_runtime),
-          who: Principal = Depends(source_admin)) -> frozenset[str] | None:
-    return workgroups(runtime, who.client_id, who.authorities)
+# (async, with the database read in the thread pool only when there is one to make: a
+# sync dependency would cost every request a thread-pool hop of its own)
+async def _workgroups(runtime: Runtime, who: Principal) -> frozenset[str] | None:
+    if who.authorities & EVERY_SOURCE:
+        return None
+    return await run_in_threadpool(workgroups, runtime, who.client_id, who.authorities)
 
 
-def task_reach(runtime: Runtime = Depends(get_runtime),
-               who: Principal = Depends(task_reader)) -> frozenset[str] | None:
+async def reach(runtime: Runtime = Depends(get_runtime),
+                who: Principal = Depends(source_admin)) -> frozenset[str] | None:
+    return await _workgroups(runtime, who)
+
+
+async def task_reach(runtime: Runtime = Depends(get_runtime),
+                     who: Principal = Depends(task_reader)) -> frozenset[str] | None:
     """Whose tasks a client may read: every source's, unless SOURCE_SUBADMIN is the only
     authority that lets it read tasks (then its groups' sources')."""
     if who.authorities & ORG_WIDE_TASK_READERS:
         return None
-    return workgroups(runtime, who.client_id, who.authorities)
+    return await _workgroups(runtime, who)
 
 
 def managed_by(groups: frozenset[str] | None) -> ColumnElement[bool]:
