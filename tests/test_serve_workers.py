@@ -57,9 +57,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data = tmp_path_factory.mktemp("serve-workers")
+@contextlib.contextmanager
+def _serve(data: Path, **env_extra: str) -> Iterator[Server]:
     port = _free_port()
     log = data / "server.log"
     env = {**os.environ, "SHEAF_DATA_DIR": str(data),
@@ -67,7 +66,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
            "SHEAF_AUTH__RATE_LIMIT_WINDOW_SECONDS": "600",
            # only the hand-off from the API process can start a job within the test
            "SHEAF_JOBS__REAPER_INTERVAL_SECONDS": "600",
-           "SHEAF_JOBS__ISOLATION": "thread"}
+           "SHEAF_JOBS__ISOLATION": "thread", **env_extra}
     env.pop("SHEAF_DATABASE_URL", None)
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -76,10 +75,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
-        while not _both_started(log):
+        while len(_api_pids(log)) < 2:
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
+        _wait_healthy(url)
         db = Database(Settings(data_dir=data).db_url)
         yield Server(url, process, log, db)
         db.dispose()
@@ -93,8 +93,39 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             process.wait()
 
 
-def _both_started(log: Path) -> bool:
-    return log.read_text(errors="replace").count("Application startup complete") >= 2
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with _serve(tmp_path_factory.mktemp("serve-workers")) as running:
+        yield running
+
+
+def _api_pids(log: Path) -> list[int]:
+    """API processes that finished starting, in order (uvicorn logs each)."""
+    text = log.read_text(errors="replace")
+    started = re.findall(r"Started server process \[(\d+)\]", text)
+    return [int(p) for p in started][:text.count("Application startup complete")]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):  # a zombie is not alive
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    return True
+
+
+def _wait_healthy(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"{url} not healthy"
+        time.sleep(0.2)
 
 
 def _events(response: httpx.Response) -> Iterator[tuple[str, dict[str, object]]]:
@@ -153,5 +184,28 @@ def test_maintenance_and_the_executor_run_once_in_the_supervisor(server: Server)
     text = server.log.read_text(errors="replace")
     passes = re.findall(r"job maintenance every \S+ in process (\d+)", text)
     assert passes == [str(server.process.pid)]
-    api = {int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", text)}
+    api = _api_pids(server.log)
     assert len(api) >= 2 and server.process.pid not in api
+
+
+def test_an_api_process_that_dies_is_replaced(server: Server) -> None:
+    victim = _api_pids(server.log)[0]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while len([p for p in _api_pids(server.log) if p != victim and _alive(p)]) < 2:
+        assert time.monotonic() < deadline, server.log.read_text()
+        time.sleep(0.2)
+    _wait_healthy(server.url)
+
+
+def test_killing_the_supervisor_takes_its_api_processes_with_it(tmp_path: Path) -> None:
+    with _serve(tmp_path) as running:
+        api = _api_pids(running.log)
+        os.kill(running.process.pid, signal.SIGKILL)
+        running.process.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in api):
+            assert time.monotonic() < deadline, f"API processes {api} outlived the supervisor"
+            time.sleep(0.2)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{running.url}/healthz", timeout=5)

@@ -20,6 +20,7 @@ import ctypes
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -84,9 +85,27 @@ def serve(settings: Settings, host: str, port: int, workers: int, log_level: str
 def _scratch() -> Iterator[Path]:
     """A private directory (0700) for the supervisor's socket and shared memory."""
     shm = Path("/dev/shm")
-    where = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
-    with tempfile.TemporaryDirectory(prefix="sheaf-serve-", dir=where) as path:
+    where = Path(shm if shm.is_dir() and os.access(shm, os.W_OK) else tempfile.gettempdir())
+    _sweep_scratch(where)
+    with tempfile.TemporaryDirectory(prefix=f"sheaf-serve-{os.getpid()}-", dir=where) as path:
         yield Path(path)
+
+
+def _sweep_scratch(where: Path) -> None:
+    """Remove what supervisors that were killed left (their pid is in the name)."""
+    for path in where.glob("sheaf-serve-*-*"):
+        pid = path.name.split("-")[2]
+        try:
+            if not pid.isdigit() or path.stat().st_uid != os.getuid():
+                continue
+        except OSError:  # (gone meanwhile)
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:  # alive, someone else's
+            continue
 
 
 def worker_app() -> FastAPI:
