@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bench.identity import generate
+from bench.identity.probes import CpuSnapshot
 from bench.identity.server import (
     DEFAULT_SHEAF,
     Api,
@@ -177,15 +178,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         run_together(wrk, server.base_url, [(status, args.connections)], min(2, args.duration))
 
         report["loadavg_before_status"] = os.getloadavg()
+        before = CpuSnapshot.take(server.pid)
         (alone,) = run_together(wrk, server.base_url, [(status, args.connections)],
                                 args.duration)
-        report["status"] = alone.to_json()
+        report["status"] = {**alone.to_json(), **cpu(before, CpuSnapshot.take(server.pid),
+                                                     alone)}
         report["pages_one_at_a_time"] = page_probe(api, first, args.accounts)
 
         second = create_source(api, "serving-load")
         report["loadavg_before_mixed"] = os.getloadavg()
         loading = submit_load(api, second, base_file)
         window_start = time.time()
+        before = CpuSnapshot.take(server.pid)
         polled, paged = run_together(wrk, server.base_url, [
             (Target("task-status (loading)", f"/v2025/task-status/{loading}", token),
              args.connections),
@@ -194,12 +198,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
              args.page_connections),
         ], args.duration)
         window_end = time.time()
+        used = cpu(before, CpuSnapshot.take(server.pid), polled, paged)
         task = wait_for_task(api, loading, args.timeout)
         check_load(task, args.accounts)
         overlap = max(0.0, min(window_end, completed_at(task)) - window_start)
         report["mixed"] = {"status": polled.to_json(), "pages": paged.to_json(),
                            "load_overlap_s": round(overlap, 2),
-                           "window_s": round(window_end - window_start, 2)}
+                           "window_s": round(window_end - window_start, 2), **used}
         api.close()
     finally:
         server.stop()
@@ -209,6 +214,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             report["workdir"] = str(workdir)
     report["checks"] = checks(alone, polled, paged)
     return report
+
+
+def cpu(before: CpuSnapshot, after: CpuSnapshot, *loads: LoadResult) -> dict[str, Any]:
+    """What the scenario cost: the server's CPU per request is the figure that does not
+    depend on what else the machine was doing (its req/s does)."""
+    seconds = max(load.seconds for load in loads)
+    requests = sum(load.requests for load in loads)
+    server = after.server - before.server
+    return {
+        "server_cpu_s": round(server, 2),
+        "server_cpu_ms_per_request": round(1000 * server / requests, 3) if requests else None,
+        "machine_busy_cores": round((after.machine_busy - before.machine_busy) / seconds, 2),
+        "bench_cpu_s": round(after.bench - before.bench, 2),
+    }
 
 
 def checks(alone: LoadResult, polled: LoadResult, paged: LoadResult) -> list[dict[str, Any]]:
@@ -243,8 +262,12 @@ def print_report(report: dict[str, Any]) -> None:
     for name, r in rows:
         print(f"{name:<22}{r['connections']:>6}{r['rps']:>10,.0f}{_ms(r['p50_ms']):>10}"
               f"{_ms(r['p99_ms']):>10}{_ms(r['max_ms']):>10}{r['error_count']:>8}")
-    print(f"the load ran {report['mixed']['load_overlap_s']:g} s of the "
-          f"{report['mixed']['window_s']:g} s mixed window")
+    mixed, alone = report["mixed"], report["status"]
+    print(f"the load ran {mixed['load_overlap_s']:g} s of the {mixed['window_s']:g} s mixed "
+          "window")
+    print(f"server CPU per request: {alone['server_cpu_ms_per_request']} ms alone; busy cores "
+          f"(whole machine): {alone['machine_busy_cores']} alone, "
+          f"{mixed['machine_busy_cores']} mixed")
     print("pages one at a time: " + ", ".join(
         f"offset {p['offset']:,}: {p['ms']:g} ms" for p in report["pages_one_at_a_time"]))
     for c in report["checks"]:
