@@ -134,12 +134,17 @@ class WrkRun:
             raise RuntimeError(f"wrk gave no summary (exit {self._process.returncode}):\n"
                                + output[-2000:])
         data = json.loads(line[6:])
+        if not data["requests"]:  # (wrk reports 0 ms percentiles for no answers at all)
+            data.update(p50_us=None, p99_us=None, max_us=None)
         return LoadResult(
             name=self.target.name, tool="wrk", connections=self.connections,
             seconds=data["duration_us"] / 1e6, requests=data["requests"],
             errors={k: data[k] for k in ("connect", "read", "write", "status", "timeout")},
-            p50_ms=data["p50_us"] / 1000, p99_ms=data["p99_us"] / 1000,
-            max_ms=data["max_us"] / 1000)
+            p50_ms=_ms(data["p50_us"]), p99_ms=_ms(data["p99_us"]), max_ms=_ms(data["max_us"]))
+
+
+def _ms(us: float | None) -> float | None:
+    return None if us is None else us / 1000
 
 
 async def _python_load(base_url: str, target: Target, connections: int,

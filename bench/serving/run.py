@@ -243,6 +243,7 @@ def checks(alone: LoadResult, polled: LoadResult, paged: LoadResult) -> list[dic
         check("status: p99 ms", alone.p99_ms, status["status_p99_ms"]),
         check("status: errors", alone.error_count, 0),
         check("mixed: errors", polled.error_count + paged.error_count, mixed["errors"]),
+        check("mixed: account pages answered", paged.requests, 1, at_least=True),
         check("mixed: task-status p99 ms", polled.p99_ms, mixed["status_p99_ms"]),
         check("mixed: account pages p99 ms", paged.p99_ms, mixed["pages_p99_ms"]),
     ]
