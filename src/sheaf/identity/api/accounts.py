@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
@@ -59,13 +59,18 @@ def list_accounts(
     # page of a source's accounts is read from the index instead of sorting all of them.
     order = parse_sorters(sorters, ACCOUNT_SORTERS, [Account.source_id, Account.native_identity])
     with runtime.db.read() as session:
-        stmt = (select(Account, Source, Identity.name)
-                .join(Source, Source.id == Account.source_id)
+        # Plain rows (every Account column under its attribute name, which is all
+        # wire.account reads), not ORM objects: 250 of those took twice the time to load.
+        stmt = (select(*Account.__table__.c, Identity.name.label("identity_name"))
                 .outerjoin(Identity, Identity.id == Account.identity_id))
         rows = fetch_page(session, stmt, Account, where, order, limit, offset, count, response,
                           key=Account.id)
+        sources = {s.id: s for s in session.execute(
+            select(Source).where(Source.id.in_({r.source_id for r in rows}))).scalars()}
     # (rendered here: FastAPI would first validate every account against the annotation)
-    return JSONResponse([wire.account(a, s, n) for a, s, n in rows], headers=response.headers)
+    return JSONResponse(
+        [wire.account(cast(Account, r), sources.get(r.source_id), r.identity_name) for r in rows],
+        headers=response.headers)
 
 
 @router.get("/v3/accounts/{id}")
