@@ -13,7 +13,7 @@ from sheaf.auth.sharedlimit import SharedRateLimiter
 
 def _store(tmp_path: Path, requests: int, window: float) -> Path:
     path = tmp_path / "limits"
-    sharedlimit.create(path, requests, window)
+    sharedlimit.create(path, requests)
     return path
 
 
@@ -54,6 +54,14 @@ def test_quiet_clients_slots_are_reused_and_a_full_table_lets_requests_through(
     now[0] += 11  # everyone quiet for a window: their slots are free again
     assert all(limiter.hit(f"new{n}", "v3") is None for n in range(16))
     assert limiter.hit("new7", "v3") == 10
+
+
+def test_limiters_with_their_own_budgets_share_a_store_apart(tmp_path: Path) -> None:
+    path = _store(tmp_path, 5, 60)
+    requests = SharedRateLimiter(path, 5, 60, prefix="ratelimit:")
+    sign_ins = SharedRateLimiter(path, 2, 60, prefix="sign-in:")
+    assert [sign_ins.hit("c", "-") for _ in range(3)][2] is not None  # 2 a window
+    assert [requests.hit("c", "-") for _ in range(5)] == [None] * 5  # its own 5 left
 
 
 def test_a_store_made_for_a_smaller_budget_is_refused(tmp_path: Path) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fastapi import Request
 
 from sheaf.auth.ratelimit import Limiter, RateLimiter, RedisRateLimiter
+from sheaf.auth.sharedlimit import SharedRateLimiter
 from sheaf.blobs import BlobStore
 from sheaf.config import Settings
 from sheaf.db import Database
@@ -21,29 +23,33 @@ class Runtime:
     executor: Executor
     jobs: JobService
     blobs: BlobStore
+    # the budget store this server's API processes share (sheaf.serving), if several
+    shared_limits: Path | None = None
     limiter: Limiter = field(init=False)
 
     def __post_init__(self) -> None:
         auth = self.settings.auth
+        self.limiter = self._limiter(auth.rate_limit_requests, auth.rate_limit_window_seconds,
+                                     "ratelimit:")
+
+    def _limiter(self, requests: int, window: float, prefix: str) -> Limiter:
+        """A sliding-window limiter kept where the settings say; ``prefix`` tells its
+        keys from another limiter's in a shared store."""
         if rate_limit_store(self.settings) == "redis":
-            self.limiter = RedisRateLimiter(self.settings.jobs.broker_url,
-                                            auth.rate_limit_requests,
-                                            auth.rate_limit_window_seconds)
-        else:
-            self.limiter = RateLimiter(auth.rate_limit_requests,
-                                       auth.rate_limit_window_seconds)
+            return RedisRateLimiter(self.settings.jobs.broker_url, requests, window,
+                                    prefix=f"sheaf:{prefix}")
+        if self.shared_limits is not None:
+            return SharedRateLimiter(self.shared_limits, requests, window, prefix=prefix)
+        return RateLimiter(requests, window)
 
     @classmethod
     def build(cls, settings: Settings, executor: Executor | None = None,
-              limiter: Limiter | None = None) -> Runtime:
+              shared_limits: Path | None = None) -> Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.db_url)
         executor = executor or make_executor(db, settings)
         jobs = JobService(db, executor, settings.jobs.max_attempts)
-        runtime = cls(settings, db, executor, jobs, BlobStore(settings.blob_dir))
-        if limiter is not None:  # (one budget shared by several API processes)
-            runtime.limiter = limiter
-        return runtime
+        return cls(settings, db, executor, jobs, BlobStore(settings.blob_dir), shared_limits)
 
     def close(self) -> None:
         self.executor.shutdown(graceful=True)

@@ -67,8 +67,9 @@ def serve(settings: Settings, host: str, port: int, workers: int, log_level: str
         os.environ.pop(LIMITS_ENV, None)
         if rate_limit_store(settings) == "process":
             limits = scratch / "ratelimit"
-            sharedlimit.create(limits, settings.auth.rate_limit_requests,
-                               settings.auth.rate_limit_window_seconds)
+            # (every limiter a Runtime makes keeps its request times here: room for the
+            # largest budget)
+            sharedlimit.create(limits, settings.auth.rate_limit_requests)
             os.environ[LIMITS_ENV] = str(limits)
         runtime.executor.start()
         relay.start()
@@ -114,12 +115,9 @@ def worker_app() -> FastAPI:
     settings = Settings()
 
     def build(settings: Settings) -> Runtime:
-        limiter = None
-        if path := os.environ.get(LIMITS_ENV):
-            limiter = sharedlimit.SharedRateLimiter(Path(path), settings.auth.rate_limit_requests,
-                                                    settings.auth.rate_limit_window_seconds)
+        limits = os.environ.get(LIMITS_ENV)
         return Runtime.build(settings, executor=RelayExecutor(os.environ[RELAY_ENV]),
-                             limiter=limiter)
+                             shared_limits=Path(limits) if limits else None)
 
     return create_app(settings, migrate=False, make_runtime=build)
 

@@ -32,7 +32,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 MAGIC = b"sheafrl1"
-_HEADER = struct.Struct("<8sIId")  # magic, slots, depth (ring length), window seconds
+_HEADER = struct.Struct("<8sII")  # magic, slots, depth (ring length)
 HEADER_BYTES = 64
 _SLOT_HEAD = struct.Struct("<16sII")  # key digest, ring start, hits in the ring
 MAX_BYTES = 64 << 20
@@ -44,30 +44,34 @@ def _slot_bytes(depth: int) -> int:
     return _SLOT_HEAD.size + 8 * depth
 
 
-def create(path: Path, requests: int, window_seconds: float) -> None:
-    """Make an empty store for ``requests`` per ``window_seconds`` at ``path``."""
-    depth = max(1, requests)
+def create(path: Path, largest_budget: int) -> None:
+    """Make an empty store at ``path`` for limiters of up to ``largest_budget`` requests
+    a window (each slot keeps that many request times)."""
+    depth = max(1, largest_budget)
     slots = max(16, min(MAX_SLOTS, MAX_BYTES // _slot_bytes(depth)))
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         # (sparse: pages appear as slots are first used)
         os.ftruncate(fd, HEADER_BYTES + slots * _slot_bytes(depth))
-        os.pwrite(fd, _HEADER.pack(MAGIC, slots, depth, window_seconds), 0)
+        os.pwrite(fd, _HEADER.pack(MAGIC, slots, depth), 0)
     finally:
         os.close(fd)
 
 
 class SharedRateLimiter:
-    """One process's view of the store ``create`` made."""
+    """One process's view of the store ``create`` made, for one limiter: ``prefix``
+    keeps its clients apart from another limiter's in the same store."""
 
     blocking = False
 
-    def __init__(self, path: Path, requests: int, window_seconds: float) -> None:
+    def __init__(self, path: Path, requests: int, window_seconds: float,
+                 prefix: str = "") -> None:
         self.requests = requests
         self.window = window_seconds
+        self.prefix = prefix
         self._fd = os.open(path, os.O_RDWR)
         self._map = mmap.mmap(self._fd, 0)
-        magic, self._slots, self._depth, _ = _HEADER.unpack_from(self._map, 0)
+        magic, self._slots, self._depth = _HEADER.unpack_from(self._map, 0)
         if magic != MAGIC or self._depth < max(1, requests):
             raise ValueError(f"{path} is not a rate-limit store for {requests} requests")
         self._stride = _slot_bytes(self._depth)
@@ -78,7 +82,8 @@ class SharedRateLimiter:
     def hit(self, client_id: str, bucket: str) -> int | None:
         if self.requests <= 0:
             return None
-        key = hashlib.blake2b(f"{client_id}\0{bucket}".encode(), digest_size=16).digest()
+        key = hashlib.blake2b(f"{self.prefix}{client_id}\0{bucket}".encode(),
+                              digest_size=16).digest()
         with self._lock:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
