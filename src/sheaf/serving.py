@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import logging
 import os
 import re
@@ -28,16 +29,19 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
-from fastapi import FastAPI
 from uvicorn.supervisors import Multiprocess
 
-from sheaf.app import create_app
 from sheaf.auth import sharedlimit
 from sheaf.config import Settings
+from sheaf.jobs import worker
 from sheaf.migrate import upgrade
 from sheaf.runtime import Runtime, rate_limit_store
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,8 @@ def serve(settings: Settings, host: str, port: int, workers: int, log_level: str
     """Run the API in ``workers`` processes (one: in this process, as before)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
     if workers <= 1:
+        from sheaf.app import create_app
+
         uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
         return
     # (a process spawned on a busy machine may take longer than uvicorn's 5 s to answer
@@ -60,6 +66,10 @@ def serve(settings: Settings, host: str, port: int, workers: int, log_level: str
     listening = config.bind_socket()  # first: a port in use is said before any other work
     upgrade(settings)
     _ = settings.signing_key  # generated once here, not raced for by the API processes
+    if settings.jobs.executor == "inline" or settings.jobs.isolation == "thread":
+        for module in worker.HANDLER_MODULES:  # jobs run in this process's threads
+            importlib.import_module(module)
+    # (not the web app: this process serves no request, and its imports cost memory)
     with _scratch() as scratch, contextlib.closing(listening):
         runtime = Runtime.build(settings)
         relay = RelayListener(scratch / "jobs.sock", runtime.executor.submit)
@@ -111,6 +121,8 @@ def _sweep_scratch(where: Path) -> None:
 
 def worker_app() -> FastAPI:
     """An API process's app (uvicorn calls this in each process it starts)."""
+    from sheaf.app import create_app
+
     _exit_with_parent()
     settings = Settings()
 
