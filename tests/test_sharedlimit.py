@@ -33,6 +33,16 @@ def test_a_sliding_window_per_client_and_bucket(tmp_path: Path,
     assert limiter.hit("a", "v3") == 10
 
 
+def test_check_answers_like_hit_without_recording(tmp_path: Path) -> None:
+    limiter = SharedRateLimiter(_store(tmp_path, 2, 60), 2, 60)
+    assert limiter.check("new", "-") is None  # (no slot taken for a mere check)
+    assert [limiter.check("a", "-") for _ in range(5)] == [None] * 5
+    limiter.hit("a", "-")
+    limiter.hit("a", "-")
+    assert limiter.check("a", "-") == 60
+    assert limiter.hit("a", "-") == 60
+
+
 def test_two_views_of_one_store_share_the_budget(tmp_path: Path) -> None:
     path = _store(tmp_path, 5, 60)
     one, two = SharedRateLimiter(path, 5, 60), SharedRateLimiter(path, 5, 60)

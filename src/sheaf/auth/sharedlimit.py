@@ -36,7 +36,7 @@ _HEADER = struct.Struct("<8sII")  # magic, slots, depth (ring length)
 HEADER_BYTES = 64
 _SLOT_HEAD = struct.Struct("<16sII")  # key digest, ring start, hits in the ring
 MAX_BYTES = 64 << 20
-MAX_SLOTS = 4096
+MAX_SLOTS = 65536  # (callers choose keys: failed sign-ins name any client id)
 _UNUSED = bytes(16)
 
 
@@ -80,6 +80,13 @@ class SharedRateLimiter:
         self._full_warned = 0.0
 
     def hit(self, client_id: str, bucket: str) -> int | None:
+        return self._take(client_id, bucket, record=True)
+
+    def check(self, client_id: str, bucket: str) -> int | None:
+        """What ``hit`` would answer, without recording anything."""
+        return self._take(client_id, bucket, record=False)
+
+    def _take(self, client_id: str, bucket: str, record: bool) -> int | None:
         if self.requests <= 0:
             return None
         key = hashlib.blake2b(f"{self.prefix}{client_id}\0{bucket}".encode(),
@@ -87,11 +94,11 @@ class SharedRateLimiter:
         with self._lock:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
-                return self._hit(key, time.monotonic())
+                return self._hit(key, time.monotonic(), record)
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
 
-    def _hit(self, key: bytes, now: float) -> int | None:
+    def _hit(self, key: bytes, now: float, record: bool) -> int | None:
         start = int.from_bytes(key[:8], "little") % self._slots
         stale = now - self.window
         free = None
@@ -100,19 +107,21 @@ class SharedRateLimiter:
             offset = HEADER_BYTES + slot * self._stride
             owner, head, count = _SLOT_HEAD.unpack_from(self._map, offset)
             if owner == key:
-                return self._record(offset, key, head, count, now)
+                return self._record(offset, key, head, count, now, record)
             if owner == _UNUSED:  # slots are never emptied: the key is not further along
                 free = offset if free is None else free
                 break
             if free is None and (count == 0 or self._newest(offset, head, count) <= stale):
                 free = offset  # quiet for a whole window: reusable
+        if not record:  # (no slot: nothing recorded, nothing to refuse)
+            return None
         if free is None:
             if now - self._full_warned > 60:
                 self._full_warned = now
                 log.warning("rate limit not checked: more than %d clients within one window",
                             self._slots)
             return None
-        return self._record(free, key, 0, 0, now)
+        return self._record(free, key, 0, 0, now, record)
 
     def _newest(self, offset: int, head: int, count: int) -> float:
         return float(self._times[self._at(offset, (head + count - 1) % self._depth)])
@@ -120,8 +129,8 @@ class SharedRateLimiter:
     def _at(self, offset: int, index: int) -> int:
         return (offset + _SLOT_HEAD.size) // 8 + index
 
-    def _record(self, offset: int, key: bytes, head: int, count: int, now: float
-                ) -> int | None:
+    def _record(self, offset: int, key: bytes, head: int, count: int, now: float,
+                record: bool = True) -> int | None:
         times, depth = self._times, self._depth
         while count and times[self._at(offset, head)] <= now - self.window:
             head, count = (head + 1) % depth, count - 1
@@ -129,6 +138,8 @@ class SharedRateLimiter:
             oldest = times[self._at(offset, head)]
             _SLOT_HEAD.pack_into(self._map, offset, key, head, count)
             return max(1, math.ceil(oldest + self.window - now))
+        if not record:
+            return None
         times[self._at(offset, (head + count) % depth)] = now
         _SLOT_HEAD.pack_into(self._map, offset, key, head, count + 1)
         return None
