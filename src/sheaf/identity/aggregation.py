@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any, Protocol
 import polars as pl
 import pyarrow as pa
 from sqlalchemy import Connection, update
+from sqlalchemy.orm import Session
 
 from sheaf.config import Settings
 from sheaf.db import Database
@@ -29,6 +31,7 @@ from sheaf.identity.engine import (
     snapshot,
 )
 from sheaf.identity.models import Source, SourceSchema
+from sheaf.jobs import faults
 from sheaf.kit import bulk
 from sheaf.kit.base import new_id, utcnow
 
@@ -73,6 +76,11 @@ class Progress(Protocol):
     def __call__(self, current: int, total: int | None, message: str) -> None: ...
 
 
+# Called inside the write transaction with the run's result, to record the run's outcome
+# with its data (the job's fenced end, see JobContext.finish); raising rolls it all back.
+Record = Callable[[Session, "AggregationResult"], None]
+
+
 def aggregate(
     db: Database,
     settings: Settings,
@@ -81,6 +89,7 @@ def aggregate(
     *,
     optimize: bool,
     progress: Progress,
+    record: Record | None = None,
 ) -> AggregationResult:
     with db.read() as session:
         source = repository.get_source(session, source_id)
@@ -113,6 +122,7 @@ def aggregate(
             f"{', '.join(map(str, lines))}{', ...' if len(ignored) > len(lines) else ''})"
         )
     laps("parse")
+    faults.reached("parse")
     progress(0, accounts.height, "Comparing with stored accounts")
 
     stored = snapshots.load(settings.data_dir, source_id, source.snapshot_generation)
@@ -124,6 +134,7 @@ def aggregate(
         laps("load copy")
         result = diff(accounts, stored)
         laps("diff")
+        faults.reached("diff")
         del accounts
         trusted = source.hash_scheme == HASH_SCHEME
         rehash = NO_REHASH
@@ -156,10 +167,6 @@ def aggregate(
     scheme = HASH_SCHEME if trusted or removed.height == result.removed.height else None
     planned = _plan(result, removed, rehash, correlated, optimize)
     laps("plan")
-    _commit(db, settings, source, planned, generation, scheme,
-            save_copy=kept_generation is None,
-            learned=(schema_row, learned) if learned is not None else None)
-
     counters = {
         "applications": source.name,
         "total": result.total,
@@ -172,9 +179,14 @@ def aggregate(
         "identitiesCreated": correlated.new_identities.height,
         "identitiesCorrelated": correlated.links.height,
     }
+    outcome = AggregationResult(counters, warnings)
+    _commit(db, settings, source, planned, generation, scheme,
+            save_copy=kept_generation is None,
+            learned=(schema_row, learned) if learned is not None else None,
+            record=(lambda session: record(session, outcome)) if record else None)
     laps("write")
     log.info("source %s aggregated in %s", source_id, laps)
-    return AggregationResult(counters, warnings)
+    return outcome
 
 
 def _schema_for(
@@ -236,8 +248,12 @@ def _commit(
     *,
     save_copy: bool,
     learned: tuple[SourceSchema, list[dict[str, Any]]] | None,
+    record: Callable[[Session], None] | None,
 ) -> None:
     """Write the plan in one transaction and, beside it, the copy the next run diffs with.
+
+    ``record`` writes the run's outcome last in that transaction (fenced on the job, so a
+    run that is no longer its job's own rolls back here, having changed nothing).
 
     The copy is written while the database is: it is named by a generation that only this
     commit makes current, so a failed run leaves an unused file, never a wrong copy.
@@ -263,6 +279,9 @@ def _commit(
                     schema_row = session.merge(learned[0])
                     schema_row.attributes = learned[1]
                     schema_row.modified = utcnow()
+                if record is not None:
+                    record(session)
+            faults.reached("committed")
         except BaseException:
             if copying is not None:
                 wait([copying])
@@ -347,6 +366,7 @@ def _write(conn: Connection, source_id: str, plan: _Plan) -> None:
                       constants={"source_id": source_id, **stamps})
     bulk.insert_frame(conn, "account", plan.created,
                       constants={"source_id": source_id, **stamps}, prepare=encode)
+    faults.reached("write")
     # (in id order, which is insertion order: neighbouring rows share pages)
     bulk.execute_frame(
         conn,

@@ -55,6 +55,9 @@ class Job(Base):
     progress_total: Mapped[int | None] = mapped_column(Integer)
     progress_message: Mapped[str | None] = mapped_column(String(500))
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What a job asked to stop while running ends as (cancelled, or failed when an operator
+    # set it to Error) once its worker has stopped: its lock is held until then.
+    end_status: Mapped[str | None] = mapped_column(String(16))
 
     error_code: Mapped[str | None] = mapped_column(String(64))
     # [{"level": "info"|"warning"|"error", "key": str, "text": str}]

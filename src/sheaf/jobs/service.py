@@ -106,7 +106,11 @@ class JobService:
         return job
 
     def cancel(self, job_id: str) -> Job | None:
-        """Cancel a queued job at once; ask a running one to stop at its next safe point."""
+        """Cancel a queued job at once; ask a running one to stop at its next safe point.
+
+        A running job stays running, holding its lock key, until its worker has stopped
+        (see repository.request_end): it then ends cancelled with nothing applied.
+        """
         with self.db.write() as session:
             job = repository.get(session, job_id)
             if job is None:
@@ -118,22 +122,28 @@ class JobService:
                     finished_at=utcnow(), progress_message="Cancelled",
                 )
             elif job.status == JobStatus.RUNNING.value and job.cancel_requested_at is None:
-                job.cancel_requested_at = utcnow()
-            session.flush()
+                repository.request_end(session, job_id, JobStatus.CANCELLED)
             return repository.get(session, job_id)
 
     def end(self, job_id: str, status: JobStatus, message: str, code: str) -> Job | None:
-        """Force an unfinished job to an end (an operator clearing a stuck task)."""
+        """End an unfinished job as ``status`` (an operator clearing a stuck task).
+
+        A queued job ends at once. A running one is asked to stop and ends as ``status``
+        once its worker has stopped, or once its lease runs out if the worker is gone:
+        until then it keeps its lock key, and what its worker was writing is never applied.
+        """
+        note = {"level": "error", "key": code, "text": message}
         with self.db.write() as session:
             job = repository.get(session, job_id)
             if job is None:
                 return None
-            repository.transition(
-                session, job_id, status, from_=[JobStatus.QUEUED, JobStatus.RUNNING],
-                message=message, error_code=code, finished_at=utcnow(), lease_expires_at=None,
+            if not repository.transition(
+                session, job_id, status, from_=[JobStatus.QUEUED], message=message,
+                error_code=code, finished_at=utcnow(), lease_expires_at=None,
                 cancel_requested_at=utcnow(), progress_message=message[:500],
-                messages=list(job.messages) + [{"level": "error", "key": code, "text": message}],
-            )
+                messages=[*job.messages, note],
+            ):
+                repository.request_end(session, job_id, status, note, code)
             return repository.get(session, job_id)
 
     def get(self, job_id: str) -> Job | None:

@@ -1,0 +1,29 @@
+"""Crash points for the crash-safety tests; inert unless SHEAF_TEST_KILL_AT is set.
+
+``SHEAF_TEST_KILL_AT=<point>:<marker file>`` makes the process that reaches ``point``
+SIGKILL itself, once: it first creates the marker file, and a point whose marker exists
+does nothing (so the rerun of the killed job goes through). Production code calls
+``reached(name)`` at the few places a crash is worth proving harmless.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+ENV = "SHEAF_TEST_KILL_AT"
+
+
+def reached(point: str) -> None:
+    spec = os.environ.get(ENV)
+    if not spec:
+        return
+    name, _, marker = spec.partition(":")
+    if name != point or not marker:
+        return
+    try:
+        Path(marker).touch(exist_ok=False)
+    except FileExistsError:
+        return
+    os.kill(os.getpid(), signal.SIGKILL)
