@@ -24,6 +24,9 @@ class JobSettings(BaseModel):
     reaper_interval_seconds: float = Field(default=15.0, gt=0)
     progress_interval_seconds: float = Field(default=0.5, ge=0)
     max_attempts: int = Field(default=3, ge=1)
+    # local executor, on shutdown: how long running jobs may take to finish before their
+    # workers are stopped and the jobs handed back to the queue (nothing is half-applied)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
 
 
 class AuthSettings(BaseModel):
