@@ -114,7 +114,8 @@ class LocalExecutor:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._processes: dict[int, WorkerProcess] = {}  # executor thread number -> its worker
-        self._stopping = threading.Event()
+        self._closing = threading.Event()  # shutting down: take no more jobs
+        self._stopping = threading.Event()  # past the grace period: stop running ones
         self._maintenance = Maintenance(db, settings, self.submit)
 
     def start(self) -> None:
@@ -135,6 +136,7 @@ class LocalExecutor:
     def shutdown(self, graceful: bool = True) -> None:
         """Stop taking work. Running jobs get the grace period (none if not ``graceful``)
         to finish; the rest are stopped and handed back to the queue."""
+        self._closing.set()
         self._maintenance.stop(timeout=30 if graceful else 0)
         for _ in self._threads:
             self._queue.put(_STOP)
@@ -196,7 +198,7 @@ class LocalExecutor:
                 return  # it had finished (its outcome commits with its data), or moved on
             mine = [Job.worker_id == job.worker_id, Job.attempt == job.attempt]
             status = hand_back(session, job, mine, reason, count_attempt=count_attempt)
-        if status is JobStatus.QUEUED and not self._stopping.is_set():
+        if status is JobStatus.QUEUED and not self._closing.is_set():
             self.submit(job_id)
 
     def _work(self, n: int) -> None:
@@ -211,8 +213,8 @@ class LocalExecutor:
         try:
             while True:
                 job_id = self._queue.get()
-                if job_id == _STOP:
-                    return
+                if job_id == _STOP or self._closing.is_set():
+                    return  # (a job left in the queue is still queued in the database)
                 with self._lock:
                     self._offered.discard(job_id)
                 try:
