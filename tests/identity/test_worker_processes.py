@@ -276,5 +276,6 @@ def test_an_idle_worker_killed_is_replaced_and_no_job_is_blamed(
     job = service.load_accounts(rt, source_id, blob, disable_optimization=False, launcher="t")
     done = wait(rt, job.id, lambda j: j.finished_at is not None)
     assert done.status == "succeeded" and done.attempt == 1
-    assert "while running job" not in caplog.text
-    assert "died" not in caplog.text
+    # (the first job may have been killed between its commit and its answer, and be named:
+    # it had finished, so nothing is handed back; the next job must not be blamed)
+    assert job.id not in caplog.text
