@@ -226,3 +226,47 @@ def test_a_task_set_to_error_while_its_worker_writes_applies_nothing_and_keeps_t
     again = load(source_id, AFTER)
     assert again["completionStatus"] == "SUCCESS", again["messages"]
     assert len(accounts(runtime, source_id)) == N
+
+
+def test_an_aggregation_whose_accounts_changed_under_it_writes_nothing(
+    runtime: Runtime, make_source: Callable[..., dict[str, Any]],
+    load: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """Even without the job core's lock (two runs of one source at once), a run commits
+    only against the accounts it diffed: the other run's commit makes it start over,
+    instead of leaving the source with duplicates or a UNIQUE failure on every load."""
+    source_id = make_source()["id"]
+    assert load(source_id, BEFORE)["completionStatus"] == "SUCCESS"
+    planned, gate = threading.Event(), threading.Event()
+    commit = aggregation._commit
+
+    def paused_commit(*args: Any, **kwargs: Any) -> None:
+        if threading.current_thread().name == "slow":
+            planned.set()
+            assert gate.wait(20)
+        commit(*args, **kwargs)
+
+    monkeypatch.setattr(aggregation, "_commit", paused_commit)
+    errors: list[BaseException] = []
+
+    def run(data: bytes, name: str) -> None:
+        file = tmp_path / f"{name}.csv"
+        file.write_bytes(data)
+        try:
+            aggregation.aggregate(runtime.db, runtime.settings, source_id, file,
+                                  optimize=True, progress=lambda *a: None)
+        except BaseException as exc:  # noqa: BLE001 (the assertion below reads it)
+            errors.append(exc)
+
+    slow = threading.Thread(target=run, args=(AFTER, "after"), name="slow")
+    slow.start()
+    assert planned.wait(20)
+    both = csv_bytes(list(range(N + 500)))  # every account, the new ones too
+    run(both, "both")  # commits while the slow run waits with its (now stale) plan
+    assert not errors
+    gate.set()
+    slow.join(20)
+    assert len(errors) == 1 and isinstance(errors[0], aggregation.SourceChanged)
+    assert len(accounts(runtime, source_id)) == N + 500  # the other run's state, whole
+    assert load(source_id, AFTER)["completionStatus"] == "SUCCESS"  # and loads go on
+    assert len(accounts(runtime, source_id)) == N

@@ -64,6 +64,11 @@ class AggregationRefused(Exception):
         self.message = message
 
 
+class SourceChanged(Exception):
+    """Another aggregation of the source committed while this one ran: nothing was written,
+    and a rerun (the job core retries) diffs against the accounts as they are now."""
+
+
 @dataclass
 class AggregationResult:
     counters: dict[str, Any]
@@ -266,14 +271,23 @@ def _commit(
             # Accounts reference their source, which this transaction checks first, and
             # identities, which are never deleted: SQLite need not check every row.
             with db.write(trusted_references=True) as session:
+                # The diff is only right against the accounts it was computed from: the
+                # generation read at the start must still be current (every commit moves
+                # it), else another run committed in between and this one starts over.
+                read = source.snapshot_generation
                 found = session.execute(
-                    update(Source).where(Source.id == source.id)
+                    update(Source).where(
+                        Source.id == source.id,
+                        Source.snapshot_generation.is_(None) if read is None
+                        else Source.snapshot_generation == read)
                     .values(last_aggregated=utcnow(), snapshot_generation=generation,
                             hash_scheme=hash_scheme)
                 )
                 if found.rowcount != 1:  # type: ignore[attr-defined]
-                    raise AggregationRefused(
-                        "source_not_found", f"Source {source.id} was deleted during the run")
+                    if session.get(Source, source.id) is None:
+                        raise AggregationRefused(
+                            "source_not_found", f"Source {source.id} was deleted during the run")
+                    raise SourceChanged(f"Source {source.id}'s accounts changed during the run")
                 _write(session.connection(), source.id, plan)
                 if learned is not None:
                     schema_row = session.merge(learned[0])
