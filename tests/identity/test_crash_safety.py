@@ -270,3 +270,33 @@ def test_an_aggregation_whose_accounts_changed_under_it_writes_nothing(
     assert len(accounts(runtime, source_id)) == N + 500  # the other run's state, whole
     assert load(source_id, AFTER)["completionStatus"] == "SUCCESS"  # and loads go on
     assert len(accounts(runtime, source_id)) == N
+
+
+def test_a_stored_copy_that_disagrees_with_the_database_is_dropped_not_kept(
+    runtime: Runtime, make_source: Callable[..., dict[str, Any]],
+    load: Callable[..., dict[str, Any]], tmp_path: Path,
+) -> None:
+    """Should the columnar copy ever disagree with the accounts (it must not), the failed
+    run drops it, and the next one diffs against the database: the source stays loadable."""
+    from sheaf.identity import snapshots
+    from sheaf.identity.models import Source
+
+    source_id = make_source()["id"]
+    assert load(source_id, BEFORE)["completionStatus"] == "SUCCESS"
+    with runtime.db.read() as s:
+        generation = s.get_one(Source, source_id).snapshot_generation
+    assert generation is not None
+    copy = snapshots.load(runtime.settings.data_dir, source_id, generation)
+    assert copy is not None
+    snapshots.save(runtime.settings.data_dir, source_id, generation, copy.slice(10))
+    file = tmp_path / "before.csv"
+    file.write_bytes(BEFORE)
+
+    def run() -> aggregation.AggregationResult:
+        return aggregation.aggregate(runtime.db, runtime.settings, source_id, file,
+                                     optimize=True, progress=lambda *a: None)
+
+    with pytest.raises(Exception, match="UNIQUE|duplicate key"):
+        run()  # ten accounts the copy lacks look new
+    assert run().counters["created"] == 0  # the next run read the database
+    assert len(accounts(runtime, source_id)) == N

@@ -296,16 +296,26 @@ def _commit(
                 if record is not None:
                     record(session)
             faults.reached("committed")
-        except BaseException:
+        except BaseException as exc:
             if copying is not None:
                 wait([copying])
                 snapshots.prune(settings.data_dir, source.id, keep=source.snapshot_generation)
+            if _integrity_error(exc):
+                # The diff disagreed with the database, so the copy it came from cannot be
+                # trusted (it never should happen): the retry reads the database itself.
+                snapshots.drop(settings.data_dir, source.id)
             raise
         if copying is not None:
             copying.result()
             snapshots.prune(settings.data_dir, source.id, keep=generation)
     if plan.created.height or plan.removed.height:  # the table's shape changed
         db.refresh_statistics()
+
+
+def _integrity_error(exc: BaseException) -> bool:
+    """A constraint failure, from SQLAlchemy or from a driver's own executemany (PEP 249
+    names the class IntegrityError in every driver)."""
+    return any(c.__name__ == "IntegrityError" for c in type(exc).__mro__)
 
 
 @dataclass(frozen=True)
