@@ -241,7 +241,8 @@ def test_a_killed_server_leaves_no_worker_and_its_job_is_rerun_after_a_restart(
 ) -> None:
     rt, _, job_id = queued_load(settings, 2000)
     try:
-        with served(settings, SHEAF_TEST_PAUSE_AT="diff:120") as server:
+        long_lease = {"SHEAF_JOBS__LEASE_SECONDS": "600", "SHEAF_JOBS__HEARTBEAT_SECONDS": "5"}
+        with served(settings, SHEAF_TEST_PAUSE_AT="diff:120", **long_lease) as server:
             wait(rt, job_id, comparing)
             family = descendants(server.pid)
             assert len(running(family)) >= 2
@@ -249,7 +250,9 @@ def test_a_killed_server_leaves_no_worker_and_its_job_is_rerun_after_a_restart(
             server.wait()
             wait_gone(family)  # the worker died with its server, and so did the tracker
         assert account_count(rt) == 0
-        with served(settings):  # its lease runs out; the reaper requeues it; it runs
+        # The next server on this host sees the job's worker process is gone: it need not
+        # wait out the lease (ten minutes here) to requeue and run it.
+        with served(settings, **long_lease):
             done = wait(rt, job_id, lambda j: j.finished_at is not None)
         assert done.status == "succeeded" and done.attempt == 2, done.messages
         assert done.counters["created"] == 2000 and account_count(rt) == 2000

@@ -160,3 +160,25 @@ def test_reaper_ends_a_job_asked_to_stop_instead_of_rerunning_it(runtime: Runtim
     done = get(runtime, job.id)
     assert done.status == "failed" and done.error_code == "cleared_by_operator"
     runtime.jobs.submit("test.fenced_write", {}, lock_key="thing:1")
+
+
+def test_reaper_hands_back_at_once_a_job_whose_worker_process_is_gone(
+    runtime: Runtime,
+) -> None:
+    """A killed server's jobs, seen from the next server on the same host: no need to wait
+    out the lease when the worker's process no longer exists."""
+    import os
+    import socket
+    import subprocess
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    runtime.executor.paused = True  # type: ignore[attr-defined]
+    dead = runtime.jobs.submit("test.fenced_write", {}, lock_key="thing:1")
+    alive = runtime.jobs.submit("test.fenced_write", {}, lock_key="thing:2")
+    host = socket.gethostname()
+    assert claim(runtime.db, dead.id, f"{host}:{gone.pid}:1", runtime.settings) is not None
+    assert claim(runtime.db, alive.id, f"{host}:{os.getpid()}:1", runtime.settings) is not None
+    assert reap(runtime.db) == [dead.id]  # (both leases are still good)
+    assert get(runtime, dead.id).status == "queued"
+    assert get(runtime, alive.id).status == "running"

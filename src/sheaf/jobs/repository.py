@@ -77,6 +77,14 @@ def expired_leases(session: Session, now: datetime) -> list[Job]:
     )
 
 
+def running_on(session: Session, worker_prefix: str) -> list[Job]:
+    """Running jobs whose worker id starts with ``worker_prefix`` (``host:``)."""
+    return list(session.execute(
+        select(Job).where(Job.status == JobStatus.RUNNING.value,
+                          Job.worker_id.startswith(worker_prefix, autoescape=True))
+    ).scalars())
+
+
 def active_payload_values(session: Session, key: str) -> set[str]:
     """``payload[key]`` of every queued or running job (e.g. the files they still need)."""
     rows = session.execute(
