@@ -44,9 +44,10 @@ _SPAWN = multiprocessing.get_context("spawn")
 
 
 class WorkerDied(Exception):
-    def __init__(self, exitcode: int | None) -> None:
+    def __init__(self, exitcode: int | None, starting: bool = False) -> None:
         super().__init__(f"worker process exited with code {exitcode}")
         self.exitcode = exitcode
+        self.starting = starting  # before it could take the job
 
 
 class WorkerProcess:
@@ -71,7 +72,10 @@ class WorkerProcess:
     def run(self, job_id: str) -> str | None:
         """Run one job there; raises WorkerDied if the process ends before answering."""
         if not self.ready:
-            self._answer()  # (the imports: "ready")
+            try:
+                self._answer()  # (the imports: "ready")
+            except WorkerDied as died:
+                raise WorkerDied(died.exitcode, starting=True) from None
             self.ready = True
         try:
             self._conn.send(job_id)
@@ -162,7 +166,10 @@ class LocalExecutor:
         except WorkerDied as died:
             with self._lock:
                 self._processes.pop(n, None)
-            if self._stopping.is_set():
+            if died.starting:
+                log.error("worker process %s exited while starting (exit code %s); job %s "
+                          "stays queued", process.process.pid, died.exitcode, job_id)
+            elif self._stopping.is_set():
                 self._hand_back(job_id, process, "the server stopped while it ran",
                                 count_attempt=False)
             else:
