@@ -338,3 +338,65 @@ def _check_field_sizes(parsed: ParsedFile, limit: int) -> None:
         cols = [c for c in too_long if len(frame[c][row].encode()) > limit]
         problems.append(f"line {line}: {', '.join(cols)}")
     raise InvalidFile(f"Some fields are longer than the limit of {limit} bytes", problems)
+
+
+def unfinished_row(path: Path, delimiter: str) -> str | None:
+    """Where the file ends in the middle of a row, or None: its last byte is not a line
+    break and its last record is incomplete, with a quoted field still open or fewer
+    fields than the header. (A cut inside the last field cannot be told from a shorter
+    value.) Other faults are left to the load, which names them.
+
+    A file ending in a line break costs one byte read. Otherwise the last line is counted
+    from the file's tail when the file has no quotes; with quotes the last record may span
+    lines, and the csv module reads the file to find it.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(HEADER_BYTES)
+        f.seek(max(size - 1, 0))
+        if f.read(1) in (b"", b"\n", b"\r"):
+            return None
+    separator = delimiter.encode()
+    counts = csvbytes.count(path, separator)
+    if counts.nuls or csvbytes.looks_like_utf16(head):
+        return None
+    if counts.quotes == 0:
+        first = head.removeprefix(BOM).splitlines()[0] if head else b""
+        with path.open("rb") as f:
+            f.seek(max(size - BLOCK_SIZE, 0))
+            tail = f.read()
+        cut = max(tail.rfind(b"\n"), tail.rfind(b"\r"))
+        if cut < 0:  # one line (the header), or a last line too long to be a record
+            return None
+        fields, expected = tail[cut + 1:].count(separator) + 1, first.count(separator) + 1
+        if fields < expected:
+            return (f"line {counts.newlines + 1} has {fields} fields where the header has "
+                    f"{expected}, and no line break after it")
+        return None
+    try:
+        records = list(_last_two(_records(path, delimiter, header=True)))
+    except _Malformed as bad:
+        return bad.problem.replace(" is never closed", " is still open at the end of the file",
+                                   1) if bad.unclosed else None
+    except InvalidFile:
+        return None
+    if len(records) < 2:
+        return None
+    (_, header), (line, fields) = records[0], records[-1]
+    if len(fields) < len(header):
+        return (f"line {line} has {len(fields)} fields where the header has {len(header)}, "
+                "and no line break after it")
+    return None
+
+
+def _last_two(records: Iterator[tuple[int, list[str]]]) -> Iterator[tuple[int, list[str]]]:
+    """The first record and the last one (just one record if the file has one)."""
+    first = next(records, None)
+    if first is None:
+        return
+    yield first
+    last = None
+    for last in records:
+        pass
+    if last is not None:
+        yield last

@@ -50,8 +50,9 @@ async def load_accounts(
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
         raise upload_too_large(limit)  # refused before reading a byte of it
-    await run_in_threadpool(service.loadable_source, runtime, id)
-    received = await upload.receive(request, runtime.blobs, limit)
+    source = await run_in_threadpool(service.loadable_source, runtime, id)
+    received = await upload.receive(request, runtime.blobs, limit,
+                                    delimiter=service.file_delimiter(source))
     try:
         disable = _flag(received.fields.get("disableOptimization"))
     except BadRequest:
