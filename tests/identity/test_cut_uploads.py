@@ -114,7 +114,7 @@ def test_a_file_part_that_ends_mid_row_is_400(
     assert_refused(response, "ends in the middle of a row", client, auth, load, source_id,
                    before, runtime)
     line = 4 if "quoted newline" in name else 3  # where the unfinished record starts
-    assert f"line {line} " in response.json()["messages"][0]["text"]
+    assert f"line {line}: " in response.json()["messages"][0]["text"]
 
 
 @pytest.mark.parametrize("data, accounts", [

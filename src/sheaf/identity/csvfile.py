@@ -370,7 +370,7 @@ def unfinished_row(path: Path, delimiter: str) -> str | None:
             return None
         fields, expected = tail[cut + 1:].count(separator) + 1, first.count(separator) + 1
         if fields < expected:
-            return (f"line {counts.newlines + 1} has {fields} fields where the header has "
+            return (f"line {counts.newlines + 1}: {fields} fields where the header has "
                     f"{expected}, and no line break after it")
         return None
     try:
@@ -384,7 +384,7 @@ def unfinished_row(path: Path, delimiter: str) -> str | None:
         return None
     (_, header), (line, fields) = records[0], records[-1]
     if len(fields) < len(header):
-        return (f"line {line} has {len(fields)} fields where the header has {len(header)}, "
+        return (f"line {line}: {len(fields)} fields where the header has {len(header)}, "
                 "and no line break after it")
     return None
 
