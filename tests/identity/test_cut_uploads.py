@@ -163,7 +163,7 @@ def test_a_connection_closed_mid_body_changes_nothing(
     source_id, before = seeded(client, auth, make_source, load)
     body = body_of(THREE.encode())
     head = (f"POST /v2025/sources/{source_id}/load-accounts HTTP/1.1\r\n"
-            f"Host: {server[0]}:{server[1]}\r\n{auth and 'Authorization: ' + auth['Authorization']}\r\n"
+            f"Host: {server[0]}:{server[1]}\r\nAuthorization: {auth['Authorization']}\r\n"
             f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode()
     with socket.create_connection(server, timeout=10) as conn:

@@ -368,9 +368,9 @@ def unfinished_row(path: Path, delimiter: str) -> str | None:
         cut = max(tail.rfind(b"\n"), tail.rfind(b"\r"))
         if cut < 0:  # one line (the header), or a last line too long to be a record
             return None
-        fields, expected = tail[cut + 1:].count(separator) + 1, first.count(separator) + 1
-        if fields < expected:
-            return (f"line {counts.newlines + 1}: {fields} fields where the header has "
+        found, expected = tail[cut + 1:].count(separator) + 1, first.count(separator) + 1
+        if found < expected:
+            return (f"line {counts.newlines + 1}: {found} fields where the header has "
                     f"{expected}, and no line break after it")
         return None
     try:
@@ -396,7 +396,7 @@ def _last_two(records: Iterator[tuple[int, list[str]]]) -> Iterator[tuple[int, l
         return
     yield first
     last = None
-    for last in records:
-        pass
+    for record in records:
+        last = record
     if last is not None:
         yield last
