@@ -110,3 +110,24 @@ def test_an_unclosed_quote_names_the_line_it_opened_on(tmp_path: Path) -> None:
         csvfile.read(path, max_field_bytes=1024)
     assert caught.value.problems[0].startswith("line 4: a quoted field opened on this line "
                                                "is never closed"), caught.value
+
+
+plain_field = st.text(alphabet=st.sampled_from(list("a b")), max_size=3)
+quoted_field = st.text(alphabet=st.sampled_from(list('a,"\n\r ')), max_size=4).map(
+    lambda t: '"' + t.replace('"', '""') + '"')
+row = st.lists(st.one_of(plain_field, quoted_field), min_size=3, max_size=3).map(",".join)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=200)
+@given(st.lists(st.tuples(row, ending), min_size=1, max_size=5))
+def test_a_well_quoted_file_reads_as_the_csv_module_reads_it(
+    tmp_path: Path, rows: list[tuple[str, str]],
+) -> None:
+    body = "".join(a + b for a, b in rows)
+    path = tmp_path / "accounts.csv"
+    path.write_text(",".join(COLUMNS) + "\n" + body, newline="")
+    expected = [tuple(f or None for f in r)
+                for r in csv.reader(io.StringIO(body, newline=""), strict=True) if r]
+    if not expected:
+        return
+    assert csvfile.read(path, max_field_bytes=1024).frame.rows() == expected
