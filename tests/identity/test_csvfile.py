@@ -76,7 +76,7 @@ def test_quoting_is_refused_exactly_when_the_csv_module_refuses_it(
         valid = True
     except csv.Error:
         valid = False
-    if csvbytes.quoting_fault(path, b",") is None:  # the byte check passes only valid files
+    if not csvbytes.quoting_suspect(path, b","):  # the byte check passes only valid files
         assert valid
     try:
         csvfile._check_quoting(path, ",")
@@ -90,7 +90,7 @@ def test_quoting_is_refused_exactly_when_the_csv_module_refuses_it(
 def test_a_quote_inside_an_unquoted_field_is_plain_text(tmp_path: Path) -> None:
     path = tmp_path / "accounts.csv"
     path.write_text('id,name,disk\na,"A",5" disk\nb,B,"3"\n')
-    assert csvbytes.quoting_fault(path, b",") is not None  # suspect, so read line by line
+    assert csvbytes.quoting_suspect(path, b",")  # so it is read line by line
     parsed = csvfile.read(path, max_field_bytes=1024)
     assert parsed.frame.rows() == [("a", "A", '5" disk'), ("b", "B", "3")]
 
@@ -131,3 +131,23 @@ def test_a_well_quoted_file_reads_as_the_csv_module_reads_it(
     if not expected:
         return
     assert csvfile.read(path, max_field_bytes=1024).frame.rows() == expected
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=150)
+@given(quoted_text, st.booleans(), st.integers(1, 5))
+def test_the_quote_check_does_not_depend_on_where_slices_end(
+    tmp_path: Path, body: str, bom: bool, slice_size: int,
+) -> None:
+    path = tmp_path / "accounts.csv"
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + ('"id",name\n' + body).encode())
+    whole = csvbytes.quoting_suspect(path, b",")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(csvbytes, "SLICE", slice_size)
+        assert csvbytes.quoting_suspect(path, b",") == whole
+
+
+def test_a_quote_right_after_the_byte_order_mark_opens_a_field(tmp_path: Path) -> None:
+    path = tmp_path / "accounts.csv"
+    path.write_bytes(b'\xef\xbb\xbf"id","name"\r\n"a","A ""x"""\r\n')
+    assert not csvbytes.quoting_suspect(path, b",")
+    assert csvfile.read(path, max_field_bytes=1024).frame.rows() == [("a", 'A "x"')]

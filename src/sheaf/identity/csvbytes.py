@@ -71,8 +71,8 @@ def line_of(path: Path, offset: int) -> int:
         return int((octets.head(offset) == ord("\n")).sum()) + 1
 
 
-def quoting_fault(path: Path, delimiter: bytes) -> int | None:
-    """Offset of the first quote that breaks RFC 4180 quoting, else None.
+def quoting_suspect(path: Path, delimiter: bytes) -> bool:
+    """Whether a quote in the file breaks RFC 4180 quoting.
 
     Counted from the start, the odd quotes open a quoted field (or are the second of a
     doubled quote inside one) and must follow a delimiter, a line break, the file's start
@@ -80,36 +80,36 @@ def quoting_fault(path: Path, delimiter: bytes) -> int | None:
     and must precede a delimiter, a line break, the file's end or another quote. An odd
     number of quotes leaves the last one open. A file that passes is quoted as the csv
     module reads it; one that fails may still be valid (a quote inside an unquoted field,
-    ``5" disk``, is plain text), so a fault is only a reason to look closer.
+    ``5" disk``, is plain text), so a suspect file is only a reason to look closer.
     """
     if len(delimiter) != 1:
-        return None
+        return True
     allowed = [delimiter[0], *LINE_BREAKS, QUOTE]
+    seen = 0
     with _octets(path) as octets:
         size = octets.len()
         first = len(codecs.BOM_UTF8) if octets.head(3).to_list() == list(codecs.BOM_UTF8) else 0
-        seen = 0
-        last = -1
-        for start in range(0, size, SLICE):
-            at = (octets.slice(start, SLICE) == QUOTE).arg_true().cast(pl.Int64) + start
-            if at.len() == 0:
-                continue
-            quotes = pl.DataFrame({
-                "at": at,
-                "opening": (pl.int_range(at.len(), eager=True) + seen) % 2 == 0,
-                "before": octets.gather((at - 1).clip(lower_bound=0)),
-                "after": octets.gather((at + 1).clip(upper_bound=size - 1)),
-            })
-            faults = quotes.filter(
-                pl.when(pl.col("opening"))
-                .then(~(pl.col("before").is_in(allowed) | (pl.col("at") == first)))
-                .otherwise(~(pl.col("after").is_in(allowed) | (pl.col("at") == size - 1)))
+        for start in range(first, size, SLICE):
+            # one byte either side of the slice, for its first and last quotes' neighbours
+            low, high = max(start - 1, first), min(start + SLICE + 1, size)
+            n = pl.col("n")
+            found, count = (
+                pl.DataFrame({"byte": octets.slice(low, high - low)}).lazy()
+                .with_columns(before=pl.col("byte").shift(1, fill_value=LINE_BREAKS[0]),
+                              after=pl.col("byte").shift(-1, fill_value=LINE_BREAKS[0]))
+                .slice(start - low, min(SLICE, size - start))
+                .filter(pl.col("byte") == QUOTE)
+                .with_row_index("n", offset=seen)
+                .select(
+                    ((n % 2 == 0) & ~pl.col("before").is_in(allowed)
+                     | (n % 2 == 1) & ~pl.col("after").is_in(allowed)).any(),
+                    pl.len(),
+                ).collect().row(0)
             )
-            if faults.height:
-                return int(faults["at"][0])
-            seen += at.len()
-            last = int(at[-1])
-    return last if seen % 2 else None
+            if found:
+                return True
+            seen += count
+    return seen % 2 == 1
 
 
 def looks_like_utf16(head: bytes) -> bool:

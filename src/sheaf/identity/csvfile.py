@@ -10,7 +10,7 @@ only, by a second, plain pass with Python's csv module over the same file.
 
 Neither parser is strict about quoting (Arrow joins ``"abc"def`` into one value and lets
 an unclosed quote swallow the rest of the file), so a file with quotes is first checked
-byte by byte (``csvbytes.quoting_fault``), and the csv module, which is strict, names the
+byte by byte (``csvbytes.quoting_suspect``), and the csv module, which is strict, names the
 line of any fault found.
 """
 
@@ -148,7 +148,7 @@ def _opening_quote_line(path: Path, delimiter: str, start: int) -> int:
 def _check_quoting(path: Path, delimiter: str) -> None:
     """Refuse a file whose quoting the csv module cannot read, naming the line. The
     byte check passes nearly every valid file; only a suspect one is read line by line."""
-    if csvbytes.quoting_fault(path, delimiter.encode()) is None:
+    if not csvbytes.quoting_suspect(path, delimiter.encode()):
         return
     try:
         for _ in _records(path, delimiter):
