@@ -181,3 +181,19 @@ def test_a_connection_closed_mid_body_changes_nothing(
         time.sleep(0.05)
     assert task_count(client, auth) == 1
     assert_unchanged_and_serving(client, auth, load, source_id, before)
+
+
+def test_the_mid_row_check_splits_with_the_source_delimiter(
+    client: TestClient, auth: Headers, make_source: Callable[..., dict[str, Any]],
+    load: Load, runtime: Runtime,
+) -> None:
+    source_id = make_source(connectorAttributes={"delimiter": ";"})["id"]
+    whole = THREE.replace(",", ";")
+    assert load(source_id, whole)["completionStatus"] == "SUCCESS"
+    before = stored(client, auth, source_id)
+    response = post_raw(client, auth, source_id, body_of(whole.encode() + b"a4;Di"))
+    body = assert_error_dto(response, 400)
+    assert "line 5: 2 fields where the header has 4" in body["messages"][0]["text"], body
+    response = post_raw(client, auth, source_id, body_of(whole.encode() + b"a4;Di;d@x;Ops"))
+    assert response.status_code == 202, response.text
+    assert set(stored(client, auth, source_id)) == set(before) | {"a4"}
