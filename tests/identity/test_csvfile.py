@@ -151,3 +151,29 @@ def test_a_quote_right_after_the_byte_order_mark_opens_a_field(tmp_path: Path) -
     path.write_bytes(b'\xef\xbb\xbf"id","name"\r\n"a","A ""x"""\r\n')
     assert not csvbytes.quoting_suspect(path, b",")
     assert csvfile.read(path, max_field_bytes=1024).frame.rows() == [("a", 'A "x"')]
+
+
+def cut_short(text: str) -> bool:
+    """The reference: the csv module's reading of a file that may end mid-row."""
+    if text.endswith(("\n", "\r")):
+        return False
+    try:
+        records = [r for r in csv.reader(io.StringIO(text, newline=""), strict=True) if r]
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return len(records[-1]) < len(records[0])
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=150)
+@given(st.lists(st.tuples(row, ending), min_size=1, max_size=4), st.data())
+def test_a_file_ends_mid_row_exactly_when_its_last_record_is_incomplete(
+    tmp_path: Path, rows: list[tuple[str, str]], data: st.DataObject,
+) -> None:
+    text = ",".join(COLUMNS) + "\n" + "".join(a + b for a, b in rows)
+    cut = data.draw(st.integers(len(COLUMNS[0]) + 1, len(text)))
+    path = tmp_path / "accounts.csv"
+    path.write_text(text[:cut], newline="")
+    problem = csvfile.unfinished_row(path, ",")
+    assert (problem is not None) == cut_short(text[:cut]), (text[:cut], problem)
+    if problem is not None:
+        assert problem.startswith("line "), problem
