@@ -197,3 +197,38 @@ def test_the_mid_row_check_splits_with_the_source_delimiter(
     response = post_raw(client, auth, source_id, body_of(whole.encode() + b"a4;Di;d@x;Ops"))
     assert response.status_code == 202, response.text
     assert set(stored(client, auth, source_id)) == set(before) | {"a4"}
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"\xef\xbb\xbf", b'"', b"\r", b"id", b'\xef\xbb\xbf"', b"\x00", b"\xff\xfe",
+    b'id,name\n"', b"id,name\r\n\r\n", b'"id","name"', b"\xef\xbb\xbfid,name\na",
+])
+def test_a_tiny_odd_file_is_a_400_or_a_failed_task_never_a_crash(
+    data: bytes, client: TestClient, auth: Headers, make_source: Callable[..., dict[str, Any]],
+    runtime: Runtime,
+) -> None:
+    source_id = make_source()["id"]
+    response = post_raw(client, auth, source_id, body_of(data))
+    if response.status_code == 400:
+        assert "ends in the middle of a row" in assert_error_dto(response, 400)["messages"][0]["text"]
+        return
+    assert response.status_code == 202, response.text
+    task_id = response.json()["task"]["id"]
+    task = client.get(f"/v2025/task-status/{task_id}", headers=auth).json()
+    assert task["completionStatus"] == "ERROR", task
+    job = runtime.jobs.get(task_id)
+    assert job is not None and job.attempt == 1 and job.error_code == "invalid_file"
+
+
+@pytest.mark.parametrize("headers", [
+    {"Content-Type": "", "Content-Length": "abc"},
+    {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}", "Content-Length": "x1"},
+])
+def test_a_malformed_content_length_is_not_a_crash(
+    headers: Headers, client: TestClient, auth: Headers,
+    make_source: Callable[..., dict[str, Any]],
+) -> None:
+    source_id = make_source()["id"]
+    response = client.post(f"/v2025/sources/{source_id}/load-accounts",
+                           content=body_of(THREE.encode()), headers={**auth, **headers})
+    assert response.status_code in (202, 400), response.text

@@ -361,13 +361,13 @@ def unfinished_row(path: Path, delimiter: str) -> str | None:
     if counts.nuls or csvbytes.looks_like_utf16(head):
         return None
     if counts.quotes == 0:
-        first = head.removeprefix(BOM).splitlines()[0] if head else b""
         with path.open("rb") as f:
             f.seek(max(size - BLOCK_SIZE, 0))
             tail = f.read()
         cut = max(tail.rfind(b"\n"), tail.rfind(b"\r"))
         if cut < 0:  # one line (the header), or a last line too long to be a record
             return None
+        first = head.removeprefix(BOM).splitlines()[0]
         found, expected = tail[cut + 1:].count(separator) + 1, first.count(separator) + 1
         if found < expected:
             return (f"line {counts.newlines + 1}: {found} fields where the header has "

@@ -108,7 +108,7 @@ async def receive(request: Request, blobs: BlobStore, limit: int, *,
         form = await request.form()
         return Upload(fields={k: v for k, v in form.items() if isinstance(v, str)})
     if content_type != b"multipart/form-data":
-        if not content_type and not int(request.headers.get("content-length") or 0):
+        if not content_type and request.headers.get("content-length", "0").strip() in ("0", ""):
             return Upload()
         raise BadRequest("Send the file as multipart/form-data with a 'file' part")
     boundary = options.get(b"boundary")
@@ -133,7 +133,7 @@ async def receive(request: Request, blobs: BlobStore, limit: int, *,
         parser.finalize()
         if parser.state != MultipartState.END:
             raise BadRequest(
-                f"The multipart body ends before its closing boundary ('--{boundary.decode()}--')"
+                f"The multipart body ends before its closing boundary ('--{boundary.decode('latin-1')}--')"
                 f": the upload was cut short. {AGAIN}")
         received_upload = receiver.finish()
     except FormParserError as exc:
