@@ -210,7 +210,8 @@ def test_a_tiny_odd_file_is_a_400_or_a_failed_task_never_a_crash(
     source_id = make_source()["id"]
     response = post_raw(client, auth, source_id, body_of(data))
     if response.status_code == 400:
-        assert "ends in the middle of a row" in assert_error_dto(response, 400)["messages"][0]["text"]
+        body = assert_error_dto(response, 400)
+        assert "ends in the middle of a row" in body["messages"][0]["text"]
         return
     assert response.status_code == 202, response.text
     task_id = response.json()["task"]["id"]

@@ -132,9 +132,9 @@ async def receive(request: Request, blobs: BlobStore, limit: int, *,
                 f"the upload was cut short or altered on the way. {AGAIN}")
         parser.finalize()
         if parser.state != MultipartState.END:
-            raise BadRequest(
-                f"The multipart body ends before its closing boundary ('--{boundary.decode('latin-1')}--')"
-                f": the upload was cut short. {AGAIN}")
+            closing = f"--{boundary.decode('latin-1')}--"
+            raise BadRequest(f"The multipart body ends before its closing boundary "
+                             f"('{closing}'): the upload was cut short. {AGAIN}")
         received_upload = receiver.finish()
     except FormParserError as exc:
         receiver.abort()
