@@ -177,3 +177,16 @@ def test_a_file_ends_mid_row_exactly_when_its_last_record_is_incomplete(
     assert (problem is not None) == cut_short(text[:cut]), (text[:cut], problem)
     if problem is not None:
         assert problem.startswith("line "), problem
+
+
+@pytest.mark.parametrize("delimiter", ["§", ";;", "", '"'])
+def test_a_delimiter_that_cannot_split_a_file_is_a_bad_file_not_a_crash(
+    tmp_path: Path, delimiter: str,
+) -> None:
+    path = tmp_path / "accounts.csv"
+    path.write_text(f"id{delimiter}name\na{delimiter}A\n")
+    with pytest.raises(csvfile.InvalidFile) as caught:
+        csvfile.read(path, delimiter=delimiter, max_field_bytes=1024)
+    assert "connectorAttributes.delimiter" in str(caught.value)
+    path.write_text(f'id{delimiter}name\na{delimiter}"A')
+    assert csvfile.unfinished_row(path, delimiter) is None  # the load says why

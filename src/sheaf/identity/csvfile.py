@@ -157,7 +157,16 @@ def _check_quoting(path: Path, delimiter: str) -> None:
         raise InvalidFile(QUOTING, [bad.problem]) from None
 
 
+def _usable(delimiter: str) -> bool:
+    return len(delimiter) == 1 and delimiter.isascii() and delimiter not in '"\r\n'
+
+
 def read(path: Path, *, delimiter: str = ",", max_field_bytes: int) -> ParsedFile:
+    if not _usable(delimiter):  # (a source made before such delimiters were refused)
+        raise InvalidFile(
+            f"The source's delimiter {delimiter!r} cannot split a file: it must be one ASCII "
+            "character other than a quote or a line break. Change the source's "
+            "connectorAttributes.delimiter")
     with path.open("rb") as f:
         head = f.read(HEADER_BYTES + 1)
     if not head.removeprefix(BOM):
@@ -350,6 +359,8 @@ def unfinished_row(path: Path, delimiter: str) -> str | None:
     from the file's tail when the file has no quotes; with quotes the last record may span
     lines, and the csv module reads the file to find it.
     """
+    if not _usable(delimiter):  # the load refuses the file, saying why
+        return None
     size = path.stat().st_size
     with path.open("rb") as f:
         head = f.read(HEADER_BYTES)
