@@ -169,6 +169,25 @@ def read(path: Path, *, delimiter: str = ",", max_field_bytes: int) -> ParsedFil
             "connectorAttributes.delimiter")
     with path.open("rb") as f:
         head = f.read(HEADER_BYTES + 1)
+    counts = _delimited_text(path, head, delimiter)
+    columns = _header(path, head, delimiter)
+    frame = _quick_parse(path, delimiter, columns, counts)
+    if frame is None:
+        if counts.quotes:
+            _check_quoting(path, delimiter)
+        strict = pl.from_arrow(_parse(path, delimiter, columns))
+        assert isinstance(strict, pl.DataFrame)
+        frame = strict
+    if frame.height == 0:
+        raise InvalidFile("The file has a header but no accounts")
+    parsed = ParsedFile(path, delimiter, frame, columns)
+    _check_field_sizes(parsed, max_field_bytes)
+    return parsed
+
+
+def _delimited_text(path: Path, head: bytes, delimiter: str) -> csvbytes.ByteCounts:
+    """The file's byte counts, once it is known to be delimited UTF-8 text: the parsers
+    would read the files refused here as text and fail later with misleading messages."""
     if not head.removeprefix(BOM):
         raise InvalidFile("The file is empty: it needs a header line and one line per account")
     if csvbytes.looks_like_utf16(head):
@@ -186,19 +205,7 @@ def read(path: Path, *, delimiter: str = ",", max_field_bytes: int) -> ParsedFil
             "The file looks like JSON, not a delimited file: send a CSV file whose first line "
             f"is a header naming the columns, separated by '{delimiter}', and then one line "
             "per account")
-    columns = _header(path, head, delimiter)
-    frame = _quick_parse(path, delimiter, columns, counts)
-    if frame is None:
-        if counts.quotes:
-            _check_quoting(path, delimiter)
-        strict = pl.from_arrow(_parse(path, delimiter, columns))
-        assert isinstance(strict, pl.DataFrame)
-        frame = strict
-    if frame.height == 0:
-        raise InvalidFile("The file has a header but no accounts")
-    parsed = ParsedFile(path, delimiter, frame, columns)
-    _check_field_sizes(parsed, max_field_bytes)
-    return parsed
+    return counts
 
 
 def _quick_parse(path: Path, delimiter: str, columns: list[str],
