@@ -221,6 +221,16 @@ def _schema_for(
             f"The header has columns that are not in the source's account schema: "
             f"{', '.join(unknown)}. Add them to the schema or remove them from the file",
         )
+    # A missing column would blank its attribute on every account: dropping an attribute
+    # is a schema change, made on purpose, not a side effect of a short file.
+    missing = [n for n in names if n not in columns]
+    if missing:
+        raise AggregationRefused(
+            "invalid_file",
+            f"The file has no column for these attributes of the source's account schema: "
+            f"{', '.join(missing)}. Add the columns to the file (blank values are allowed), "
+            f"or remove the attributes from the schema first",
+        )
     multi = frozenset(str(a["name"]) for a in attributes if a.get("isMulti"))
     return AccountSchema(row.identity_attribute, row.display_attribute, names, multi), learned
 

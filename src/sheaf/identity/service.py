@@ -127,6 +127,11 @@ def loadable_source(runtime: Runtime, source_id: str) -> Source:
     return source
 
 
+def file_delimiter(source: Source) -> str:
+    """The field delimiter of a delimited-file source's uploads."""
+    return str((source.connector_attributes or {}).get("delimiter", ","))
+
+
 def store_file(runtime: Runtime, stream: IO[bytes]) -> str:
     """Keep an uploaded file in the blob store; returns its key."""
     limit = runtime.settings.identity.max_upload_bytes
