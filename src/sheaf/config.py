@@ -36,6 +36,14 @@ class AuthSettings(BaseModel):
     # where the budget is kept: "process" (each API process its own), "redis" (shared
     # through jobs.broker_url by every server), "auto" (redis with the dramatiq executor)
     rate_limit_store: Literal["auto", "process", "redis"] = "auto"
+    # prefix of the limits' keys in Redis (deployments or test runs sharing one Redis)
+    redis_key_prefix: str = "sheaf:"
+    # Failed sign-ins (POST /oauth/token, the console) allowed within the window per client
+    # id and per caller address; past either, sign-ins are refused with 429 until the
+    # window has passed (0: no limit). Kept where the rate limit is kept.
+    sign_in_failures_per_client: int = Field(default=10, ge=0)
+    sign_in_failures_per_address: int = Field(default=30, ge=0)
+    sign_in_failure_window_seconds: float = Field(default=60.0, gt=0)
 
 
 class IdentitySettings(BaseModel):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from sheaf.auth.ratelimit import Limiter, RateLimiter, RedisRateLimiter
+from sheaf.auth.signin import SignInGuard
 from sheaf.blobs import BlobStore
 from sheaf.config import Settings
 from sheaf.db import Database
@@ -22,19 +23,29 @@ class Runtime:
     jobs: JobService
     blobs: BlobStore
     limiter: Limiter = field(init=False)
+    sign_in_guard: SignInGuard = field(init=False)
 
     def __post_init__(self) -> None:
+        auth = self.settings.auth
+        self.limiter = self._limiter(auth.rate_limit_requests, auth.rate_limit_window_seconds,
+                                     "ratelimit:")
+        window = auth.sign_in_failure_window_seconds
+        self.sign_in_guard = SignInGuard(
+            by_client=self._limiter(auth.sign_in_failures_per_client, window,
+                                    "sign-in:client:"),
+            by_address=self._limiter(auth.sign_in_failures_per_address, window,
+                                     "sign-in:address:"),
+        )
+
+    def _limiter(self, requests: int, window: float, redis_prefix: str) -> Limiter:
         auth = self.settings.auth
         store = auth.rate_limit_store
         if store == "auto":
             store = "redis" if self.settings.jobs.executor == "dramatiq" else "process"
         if store == "redis":
-            self.limiter = RedisRateLimiter(self.settings.jobs.broker_url,
-                                            auth.rate_limit_requests,
-                                            auth.rate_limit_window_seconds)
-        else:
-            self.limiter = RateLimiter(auth.rate_limit_requests,
-                                       auth.rate_limit_window_seconds)
+            return RedisRateLimiter(self.settings.jobs.broker_url, requests, window,
+                                    prefix=auth.redis_key_prefix + redis_prefix)
+        return RateLimiter(requests, window)
 
     @classmethod
     def build(cls, settings: Settings, executor: Executor | None = None) -> Runtime:
