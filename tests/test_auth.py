@@ -6,19 +6,24 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 import redis
+import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
+from uvicorn.logging import AccessFormatter
 
 from sheaf.app import create_app
 from sheaf.auth import credentials
@@ -476,3 +481,50 @@ def test_the_process_limiter_forgets_idle_keys() -> None:
     time.sleep(0.06)
     limiter.hit("one-more", "b")
     assert len(limiter._hits) == 1
+
+
+# --- secrets never reach the access log -------------------------------------------------
+
+def test_a_client_secret_in_the_query_string_is_not_written_to_the_access_log(
+        runtime: Runtime) -> None:
+    client_id, secret = new_credential(runtime)
+    lines: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    capture = Capture()
+    capture.setFormatter(AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s',
+                                         use_colors=False))
+    # the real server, with uvicorn's own logging configuration, on a free loopback port
+    server = uvicorn.Server(uvicorn.Config(create_app(runtime=runtime), host="127.0.0.1",
+                                           port=0, log_level="info"))
+    access = logging.getLogger("uvicorn.access")
+    access.addHandler(capture)  # (after the config: it replaces the logger's handlers)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.05)
+        assert server.started
+        port = server.servers[0].sockets[0].getsockname()[1]
+        base = f"http://127.0.0.1:{port}"
+        response = httpx.post(f"{base}/oauth/token", params={
+            "grant_type": "client_credentials", "client_id": client_id,
+            "client_secret": secret})
+        assert response.status_code == 200, response.text
+        assert httpx.post(f"{base}/oauth/token", params={
+            "grant_type": "client_credentials", "client_id": client_id,
+            "client_secret": "a-wrong-guess"}).status_code == 401
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        access.removeHandler(capture)
+    token_lines = [line for line in lines if "/oauth/token" in line]
+    assert len(token_lines) == 2, lines
+    for line in token_lines:
+        assert secret not in line and "a-wrong-guess" not in line
+        assert "client_secret=[redacted]" in line and f"client_id={client_id}" in line
