@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sheaf.kit.files import private_dir, write_private_text
+
 
 class JobSettings(BaseModel):
     # local: workers beside the API; dramatiq: ids go through Redis to `sheaf worker`s
@@ -80,7 +82,6 @@ class Settings(BaseSettings):
             return self.auth.jwt_secret
         path = self.data_dir / "jwt-secret"
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_hex(32))
-            path.chmod(0o600)
+            private_dir(self.data_dir)
+            write_private_text(path, secrets.token_hex(32))
         return path.read_text().strip()

@@ -15,11 +15,15 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
+
+from sheaf.kit.files import private_file
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +31,18 @@ if sqlite3.sqlite_version_info < (3, 35):  # RETURNING and partial indexes
     raise RuntimeError(f"sheaf needs SQLite 3.35+, found {sqlite3.sqlite_version}")
 
 
+def _create_private(url: str) -> None:
+    """Create a SQLite database file 0600 before SQLite does (with the umask's mode).
+    SQLite gives its -wal and -shm files the database file's permissions."""
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        path = Path(database)
+        if not path.exists() and path.parent.is_dir():
+            private_file(path)
+
+
 def _sqlite_engine(url: str, immediate: bool, foreign_keys: bool = True) -> Engine:
+    _create_private(url)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
 
     @event.listens_for(engine, "connect")
