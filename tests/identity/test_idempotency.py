@@ -4,12 +4,14 @@ key with another request is refused with 422 and changes nothing."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from sheaf.auth import credentials
+from sheaf.identity.jobs import LOAD_ACCOUNTS
 from sheaf.runtime import Runtime
 
 HR = {"type": "GOVERNANCE_GROUP", "id": "g-hr", "name": "HR admins"}
@@ -119,3 +121,29 @@ def test_a_key_too_long_to_store_is_400(client: TestClient, auth, make_source) -
         assert refused.status_code == 400, refused.text
         assert "Idempotency-Key" in refused.json()["messages"][0]["text"]
     assert post(client, auth, source, "id,name\na1,Ann\n", "k" * 200).status_code == 202
+
+
+def test_racing_requests_with_one_key_get_one_job(runtime: Runtime) -> None:
+    # Both may find no job for the key; the unique (client, key) constraint lets one
+    # insert, and the other answers the winner's job instead of failing.
+    runtime.executor.paused = True  # type: ignore[attr-defined]
+    barrier = threading.Barrier(6)
+    ids: list[str] = []
+    errors: list[BaseException] = []
+
+    def submit() -> None:
+        barrier.wait()
+        try:
+            job = runtime.jobs.submit(
+                LOAD_ACCOUNTS, {"source_id": "s1"}, idempotency_key="race",
+                idempotency_client="c1", request={"endpoint": "/x"}, subject_id="s1")
+            ids.append(job.id)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=submit) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(ids) == 6 and len(set(ids)) == 1
