@@ -13,7 +13,12 @@ from sheaf.runtime import Runtime, get_runtime
 router = APIRouter(tags=["auth"])
 
 
-@router.post("/oauth/token")
+@router.post("/oauth/token", responses={
+    400: {"description": "grant_type is not client_credentials"},
+    401: {"description": "Bad client credentials"},
+    429: {"description": "Too many failed sign-ins for this client id or from this address; "
+                         "retry after the Retry-After header's seconds"},
+})
 async def token(request: Request, runtime: Runtime = Depends(get_runtime)) -> JSONResponse:
     """Exchange a client id and secret for a bearer JWT (OAuth 2 client_credentials)."""
     fields = dict(request.query_params)
