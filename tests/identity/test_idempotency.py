@@ -9,9 +9,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from sheaf.auth import credentials
 from sheaf.identity.jobs import LOAD_ACCOUNTS
+from sheaf.jobs.models import Job
+from sheaf.jobs.service import IdempotencyKeyReused
 from sheaf.runtime import Runtime
 
 HR = {"type": "GOVERNANCE_GROUP", "id": "g-hr", "name": "HR admins"}
@@ -147,3 +150,18 @@ def test_racing_requests_with_one_key_get_one_job(runtime: Runtime) -> None:
     for thread in threads:
         thread.join()
     assert errors == [] and len(ids) == 6 and len(set(ids)) == 1
+
+
+def test_a_key_stored_before_requests_were_recorded_matches_on_type_and_source(
+        runtime: Runtime) -> None:
+    runtime.executor.paused = True  # type: ignore[attr-defined]
+    first = runtime.jobs.submit(LOAD_ACCOUNTS, {}, idempotency_key="old", subject_id="s1",
+                                idempotency_client="c1", request={"endpoint": "/a"})
+    with runtime.db.write() as session:  # as the migration leaves a job keyed before it
+        session.execute(update(Job).where(Job.id == first.id).values(request_fingerprint=None))
+    again = runtime.jobs.submit(LOAD_ACCOUNTS, {}, idempotency_key="old", subject_id="s1",
+                                idempotency_client="c1", request={"endpoint": "/b"})
+    assert again.id == first.id
+    with pytest.raises(IdempotencyKeyReused):
+        runtime.jobs.submit(LOAD_ACCOUNTS, {}, idempotency_key="old", subject_id="s2",
+                            idempotency_client="c1", request={"endpoint": "/a"})
