@@ -72,3 +72,16 @@ def test_the_data_directory_is_created_private(settings: Settings, tmp_path: Pat
             assert {str(f): oct(mode(f)) for f in files} == {str(f): "0o600" for f in files}
     finally:
         runtime.close()
+
+
+def test_a_data_directory_open_to_others_is_reported(settings: Settings, tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    Runtime.build(settings.model_copy(update={"data_dir": shared})).close()
+    assert "is open to other users (mode 0o755)" in caplog.text
+    assert mode(shared) == 0o755  # reported, not changed
+    caplog.clear()
+    Runtime.build(settings.model_copy(update={"data_dir": tmp_path / "private"})).close()
+    assert "open to other users" not in caplog.text

@@ -13,7 +13,7 @@ from sheaf.config import Settings
 from sheaf.db import Database
 from sheaf.jobs.executors import Executor, make_executor
 from sheaf.jobs.service import JobService
-from sheaf.kit.files import private_dir
+from sheaf.kit.files import private_dir, warn_if_shared
 
 
 @dataclass
@@ -51,6 +51,7 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, executor: Executor | None = None) -> Runtime:
         private_dir(settings.data_dir)
+        warn_if_shared(settings.data_dir)
         db = Database(settings.db_url)
         executor = executor or make_executor(db, settings)
         jobs = JobService(db, executor, settings.jobs.max_attempts)

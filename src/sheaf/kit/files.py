@@ -7,8 +7,12 @@ than tightened afterwards: there is no moment at which another user could open t
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import stat
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -39,3 +43,14 @@ def write_private_text(path: Path, text: str) -> None:
     """Write a new file (or replace one's content) readable only by its owner."""
     with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE), "w") as f:
         f.write(text)
+
+
+def warn_if_shared(path: Path) -> None:
+    """Log a warning if others may enter ``path`` (made before sheaf created it private):
+    its files may be readable through it. Left as it is: the operator may mean it."""
+    with contextlib.suppress(OSError):
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            log.warning("the data directory %s is open to other users (mode %s): its "
+                        "database, uploads and keys may be readable by them; "
+                        "`chmod 700` it", path, oct(mode))
