@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sheaf import __version__
+from sheaf.auth.accesslog import redact_access_log
 from sheaf.auth.endpoints import router as auth_router
 from sheaf.config import Settings
 from sheaf.console import router as console_router
@@ -90,9 +91,11 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
                *, migrate: bool = True) -> FastAPI:
     settings = settings or (runtime.settings if runtime else Settings())
+    redact_access_log()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redact_access_log()  # (again: the server may have configured logging meanwhile)
         rt = runtime
         if rt is None:
             if migrate:

@@ -7,16 +7,17 @@ from typing import IO, Any
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from sheaf.errors import BadRequest, Conflict, NotFound, upload_too_large
+from sheaf.errors import BadRequest, Conflict, NotFound, Unprocessable, upload_too_large
 from sheaf.identity import repository, snapshots
 from sheaf.identity.jobs import LOAD_ACCOUNTS
 from sheaf.identity.models import Account, Identity, Source, SourceSchema
 from sheaf.jobs.models import Job
-from sheaf.jobs.service import LockHeld, active_holder
+from sheaf.jobs.service import IdempotencyKeyReused, LockHeld, active_holder
 from sheaf.kit.base import new_id, utcnow
 from sheaf.runtime import Runtime
 
 DELIMITED_FILE = "delimited-file"
+MAX_KEY_LENGTH = 200  # (job.idempotency_key)
 ALREADY_RUNNING = (
     "This aggregation failed because the currently running aggregation must complete "
     "before the next one can start."
@@ -144,14 +145,20 @@ def store_file(runtime: Runtime, stream: IO[bytes]) -> str:
 
 def load_accounts(
     runtime: Runtime, source_id: str, blob: str | None, *, disable_optimization: bool,
-    launcher: str, idempotency_key: str | None = None,
+    launcher: str, idempotency_key: str | None = None, endpoint: str = "",
 ) -> Job:
     """Queue an aggregation of a stored file. A source that is already aggregating gets a
-    task that ends in error, as SailPoint does. The blob belongs to the job from here on."""
+    task that ends in error, as SailPoint does. The blob belongs to the job from here on.
+
+    ``idempotency_key`` is the launcher's own: repeated with the same source, endpoint
+    and options it answers the first task; with another request it is refused (422)."""
     try:
         loadable_source(runtime, source_id)
         if blob is None:
             raise BadRequest("A delimited-file source needs the accounts file in the 'file' part")
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_KEY_LENGTH:
+            raise BadRequest(f"The Idempotency-Key header must be 1 to {MAX_KEY_LENGTH} "
+                             "characters long")
     except Exception:
         if blob is not None:
             runtime.blobs.delete(blob)
@@ -161,8 +168,13 @@ def load_accounts(
     try:
         job = runtime.jobs.submit(
             LOAD_ACCOUNTS, payload, lock_key=lock_key(source_id),
-            idempotency_key=idempotency_key, subject_id=source_id, launcher=launcher,
+            idempotency_key=idempotency_key, idempotency_client=launcher,
+            request={"endpoint": endpoint, "disable_optimization": disable_optimization},
+            subject_id=source_id, launcher=launcher,
         )
+    except IdempotencyKeyReused as exc:
+        runtime.blobs.delete(blob)
+        raise Unprocessable(str(exc)) from None
     except LockHeld:
         runtime.blobs.delete(blob)
         return runtime.jobs.refuse(

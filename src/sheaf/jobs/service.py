@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from sqlalchemy import select
@@ -25,6 +27,42 @@ class LockHeld(Exception):
         self.holder_id = holder_id
 
 
+class IdempotencyKeyReused(Exception):
+    """The client sent an idempotency key it already used, with a different request."""
+
+    def __init__(self, key: str, job: Job) -> None:
+        super().__init__(
+            f"The Idempotency-Key '{key}' was already used by this client for another request "
+            f"(task {job.id}); send a new key for a new request, or repeat the first request "
+            "exactly to get its task back."
+        )
+        self.key = key
+        self.job = job
+
+
+def request_fingerprint(type_: str, subject_id: str | None, request: dict[str, Any]) -> str:
+    """A digest of what a request asked for: same digest, same request."""
+    canonical = json.dumps([type_, subject_id, request], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _keyed_job(session: Session, client: str, key: str, fingerprint: str,
+               type_: str, subject_id: str | None) -> Job | None:
+    """The job this client's key created, if any; raises if it came with another request."""
+    job = session.execute(
+        select(Job).where(Job.idempotency_client == client, Job.idempotency_key == key)
+    ).scalar_one_or_none()
+    if job is None:
+        return None
+    if job.request_fingerprint is None:  # keyed before requests were recorded
+        same = job.type == type_ and job.subject_id == subject_id
+    else:
+        same = job.request_fingerprint == fingerprint
+    if not same:
+        raise IdempotencyKeyReused(key, job)
+    return job
+
+
 def active_holder(session: Session, lock_key: str) -> str | None:
     return session.execute(
         select(Job.id).where(Job.lock_key == lock_key, Job.status.in_([s.value for s in ACTIVE]))
@@ -44,31 +82,44 @@ class JobService:
         *,
         lock_key: str | None = None,
         idempotency_key: str | None = None,
+        idempotency_client: str = "",
+        request: dict[str, Any] | None = None,
         subject_id: str | None = None,
         launcher: str = "System",
         total: int | None = None,
     ) -> Job:
         """Create a queued job and hand its id to the executor once it is committed.
 
-        A repeated idempotency key returns the job it first created; a held lock key
-        raises LockHeld.
+        An idempotency key belongs to ``idempotency_client`` (the API client that sent
+        it): repeated with the same request (job type, subject and ``request``, e.g. the
+        endpoint and its parameters) it returns the job it first created; repeated with
+        another request it raises IdempotencyKeyReused. Another client's equal key is
+        another key. A held lock key raises LockHeld.
         """
+        fingerprint = request_fingerprint(type_, subject_id, request or {})
         try:
             with self.db.write() as session:
-                if idempotency_key is not None:
-                    existing = session.execute(
-                        select(Job).where(Job.type == type_, Job.idempotency_key == idempotency_key)
-                    ).scalar_one_or_none()
-                    if existing is not None:
-                        return existing
+                if idempotency_key is not None and (existing := _keyed_job(
+                        session, idempotency_client, idempotency_key, fingerprint, type_,
+                        subject_id)):
+                    return existing
                 if lock_key is not None and (holder := active_holder(session, lock_key)):
                     raise LockHeld(lock_key, holder)
+                keyed = ({} if idempotency_key is None else
+                         {"idempotency_key": idempotency_key,
+                          "idempotency_client": idempotency_client,
+                          "request_fingerprint": fingerprint})
                 job = self._new(
-                    session, type_, payload, lock_key=lock_key, idempotency_key=idempotency_key,
-                    subject_id=subject_id, launcher=launcher, progress_total=total,
-                    progress_message="Queued",
+                    session, type_, payload, lock_key=lock_key, subject_id=subject_id,
+                    launcher=launcher, progress_total=total, progress_message="Queued", **keyed,
                 )
         except IntegrityError as exc:  # lost a race another transaction won
+            if idempotency_key is not None:
+                with self.db.read() as session:
+                    existing = _keyed_job(session, idempotency_client, idempotency_key,
+                                          fingerprint, type_, subject_id)
+                if existing is not None:
+                    return existing
             if lock_key is None:
                 raise
             with self.db.read() as session:

@@ -64,6 +64,7 @@ async def load_accounts(
     job = await run_in_threadpool(
         service.load_accounts, runtime, id, received.blob, disable_optimization=disable,
         launcher=who.client_id, idempotency_key=idempotency_key,
+        endpoint=request.scope["route"].path,  # the path template: /v2025/sources/{id}/...
     )
     return JSONResponse(wire.load_accounts_task(job), status_code=202)
 

@@ -85,7 +85,8 @@ def _job(session: Session, task_id: str, groups: frozenset[str] | None,
     return job
 
 
-def _reached(groups: frozenset[str] | None) -> ColumnElement[bool]:
+def reached_tasks(groups: frozenset[str] | None) -> ColumnElement[bool]:
+    """Jobs about a source ``groups`` (see deps.task_reach) reach."""
     if groups is None:
         return true()
     return Job.subject_id.in_(select(Source.id).where(managed_by(groups)))
@@ -107,7 +108,7 @@ def list_task_status(
 ) -> list[dict[str, Any]]:
     """Task statuses; `filters=completionStatus isnull` lists the ones still running."""
     limit, offset = page(limit, offset)
-    where = and_(IDENTITY_JOBS, _reached(groups), parse_filters(filters, TASK_FILTERS))
+    where = and_(IDENTITY_JOBS, reached_tasks(groups), parse_filters(filters, TASK_FILTERS))
     order = parse_sorters(sorters, TASK_SORTERS, [Job.created_at, Job.id])
     with runtime.db.read() as session:
         jobs = [job for (job,) in fetch_page(
@@ -123,7 +124,7 @@ def pending_tasks(
 ) -> Any:
     """Deprecated: the unfinished tasks (HEAD answers only X-Total-Count)."""
     limit, offset = page(limit, offset)
-    where = and_(IDENTITY_JOBS, _reached(groups), Job.status.in_(["queued", "running"]))
+    where = and_(IDENTITY_JOBS, reached_tasks(groups), Job.status.in_(["queued", "running"]))
     with runtime.db.read() as session:
         total = session.execute(select(func.count()).select_from(Job).where(where)).scalar_one()
         jobs = list(session.execute(
