@@ -77,7 +77,8 @@ def _install_error_handlers(app: FastAPI) -> None:
                                 headers=exc.headers)
         error = SheafError(str(exc.detail))
         error.status_code = exc.status_code
-        error.detail_code = {404: "404 Not found", 405: "405 Method Not Allowed"}.get(
+        error.detail_code = {400: BadRequest.detail_code, 404: "404 Not found",
+                             405: "405 Method Not Allowed"}.get(
             exc.status_code, f"{exc.status_code}")
         return render_error(request, error)
 
