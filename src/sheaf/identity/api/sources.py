@@ -51,7 +51,7 @@ class CorrelationPair(BaseModel):
 
 
 class OwnerRef(BaseModel):
-    type: str = "IDENTITY"
+    type: Literal["IDENTITY"] = "IDENTITY"
     id: str
     name: str | None = None
 
