@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVarTuple
 
 from fastapi import Response
@@ -171,6 +171,10 @@ class _Parser:
         if op == "in":
             return col.in_([self.convert(text, field, v) for v in self.list_()])
         value = self.convert(text, field, self.value())
+        if op == "eq" and isinstance(value, datetime):
+            # Answers show times to the millisecond: `eq` matches that millisecond.
+            start = value.replace(microsecond=value.microsecond // 1000 * 1000)
+            return and_(col >= start, col < start + timedelta(milliseconds=1))
         return {
             "eq": lambda: col == value if value is not None else col.is_(None),
             "ne": lambda: col != value,
