@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from sheaf.kit.filters import MAX_DEPTH, MAX_TERMS
 from tests.identity.test_bad_input import THREE, assert_error_dto, stored
 
 Headers = dict[str, str]
 INT64_MAX = 2**63 - 1
+MAX_DEPTH, MAX_TERMS = 32, 100  # the documented filter limits (sheaf.kit.filters)
 LISTS = ["/v3/accounts", "/v3/sources", "/v2025/identities", "/beta/task-status",
          "/v2025/task-status", "/task-status/v1", "/v2025/task-status/pending-tasks"]
 
