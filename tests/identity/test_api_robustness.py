@@ -273,3 +273,23 @@ def test_no_null_where_sailpoint_documents_a_string_or_object(
     assert set(nulls(source)) <= allowed, nulls(source)
     assert set(nulls(accounts[0])) <= {".cloudLifecycleState", ".identityState", ".type",
                                        ".description", ".uuid", ".features"}, nulls(accounts[0])
+
+
+def test_a_nul_character_is_a_400_on_every_database(client: TestClient, auth: Headers,
+                                                    world: dict[str, Any]) -> None:
+    """PostgreSQL refuses NUL in text; that is the client's error, not a 500."""
+    for path, params in [("/v3/accounts", {"filters": 'id eq "a\x00b"'}),
+                         ("/v3/sources/a%00b", {}), ("/v3/accounts/a%00b", {}),
+                         ("/v2025/task-status/a%00b", {}), ("/v2025/identities/a%00b", {}),
+                         ("/api/jobs", {"type": "a\x00b"})]:
+        response = client.get(path, params=params, headers=auth)
+        # SQLite stores NUL: nothing matches (200 [] or 404); PostgreSQL refuses it (400)
+        assert response.status_code in (200, 400, 404), (path, response.text)
+        assert response.status_code != 200 or response.json() == []
+        if response.status_code == 400:
+            assert "NUL" in response.text
+    response = client.post("/v3/sources", headers=auth, json={
+        "name": "a\x00b", "connector": "delimited-file"})
+    assert response.status_code in (201, 400), response.text
+    if response.status_code == 400:
+        assert "NUL" in text(response)
