@@ -76,8 +76,6 @@ def _own_schema() -> dict[str, Any]:
 
 VENDOR_SCHEMA = _vendor_schema()
 own = schemathesis.openapi.from_dict(_own_schema())
-vendor = schemathesis.openapi.from_dict(VENDOR_SCHEMA or {"openapi": "3.0.1", "paths": {},
-                                                          "info": {"title": "-", "version": "1"}})
 
 
 @dataclass
@@ -157,11 +155,15 @@ def test_own_openapi(case: Any, live: Live) -> None:
     _run(case, live, [not_a_server_error, response_schema_conformance])
 
 
-@vendor.parametrize()
-@FUZZ
-def test_vendor_schemas(case: Any, live: Live) -> None:
-    """SailPoint's schemas for the same paths: no 5xx, and every answer has the shape the
-    vendor documents for its status (what its SDKs parse)."""
-    if VENDOR_SCHEMA is None:
-        pytest.skip(f"{SPECS} is not there (shared/ beside the repository)")
-    _run(case, live, [not_a_server_error, response_schema_conformance])
+if VENDOR_SCHEMA is not None:
+    vendor = schemathesis.openapi.from_dict(VENDOR_SCHEMA)
+
+    @vendor.parametrize()
+    @FUZZ
+    def test_vendor_schemas(case: Any, live: Live) -> None:
+        """SailPoint's schemas for the same paths: no 5xx, and every answer has the shape
+        the vendor documents for its status (what its SDKs parse)."""
+        _run(case, live, [not_a_server_error, response_schema_conformance])
+else:
+    def test_vendor_schemas() -> None:
+        pytest.skip(f"{SPECS} is not there (shared/ beside the repository; required in CI)")
