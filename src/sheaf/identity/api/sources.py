@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
-import jsonpatch
-import jsonpointer
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import and_, select
@@ -30,7 +27,7 @@ from sheaf.identity.models import Source, SourceSchema
 from sheaf.kit.base import new_id
 from sheaf.kit.filters import Field as FilterField
 from sheaf.kit.filters import boolean, fetch_page, page, parse_filters, parse_sorters
-from sheaf.kit.jsonbody import problem, read_json
+from sheaf.kit.jsonbody import PATCH_ERRORS, json_patch, problem, read_json
 from sheaf.runtime import Runtime, get_runtime
 
 router = APIRouter(tags=["sources"], dependencies=[Depends(administered_source)])
@@ -263,40 +260,6 @@ async def patch_source(id: str, request: Request, runtime: Runtime = Depends(get
         raise BadRequest("The patched source is not valid: " + "; ".join(
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
     return await run_in_threadpool(replace_source, id, body, runtime, groups)
-
-
-PATCH_OPS = ("add", "remove", "replace", "move", "copy", "test")
-# What jsonpatch raises for a well-formed patch that does not fit the document (a missing
-# member, an index past the end, a step into a string, ...).
-PATCH_ERRORS = (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, KeyError,
-                IndexError, TypeError, ValueError, AttributeError)
-_BAD_ESCAPE = re.compile(r"~(?![01])")
-
-
-def json_patch(doc: Any) -> jsonpatch.JsonPatch:
-    """An RFC 6902 patch, each operation checked so that a malformed one is a 400 naming it.
-    The whole document (path "") cannot be replaced: fields are patched one by one."""
-    if not isinstance(doc, list) or not doc:
-        raise BadRequest('The body must be a non-empty JSON Patch array, e.g. '
-                         '[{"op": "replace", "path": "/description", "value": "HR feed"}]')
-    for n, op in enumerate(doc):
-        if not isinstance(op, dict) or op.get("op") not in PATCH_OPS:
-            raise BadRequest(f"Patch operation {n}: must be an object whose 'op' is one of "
-                             f"{', '.join(PATCH_OPS)}")
-        for key in ("path", "from") if op["op"] in ("move", "copy") else ("path",):
-            pointer = op.get(key)
-            if not isinstance(pointer, str) or not pointer.startswith("/"):
-                raise BadRequest(f"Patch operation {n}: '{key}' must be a JSON Pointer string "
-                                 f"starting with '/', such as /description; got {pointer!r}")
-            if _BAD_ESCAPE.search(pointer):
-                raise BadRequest(f"Patch operation {n}: in '{key}' {pointer!r}, '~' must be "
-                                 "followed by 0 (for ~) or 1 (for /)")
-        if op["op"] in ("add", "replace", "test") and "value" not in op:
-            raise BadRequest(f"Patch operation {n}: '{op['op']}' needs a 'value'")
-    try:
-        return jsonpatch.JsonPatch(doc)
-    except PATCH_ERRORS as exc:
-        raise BadRequest(f"The body is not a valid JSON Patch: {exc}") from None
 
 
 @router.delete("/v3/sources/{id}", status_code=202)
