@@ -113,6 +113,18 @@ def test_a_filter_is_bounded_in_depth_and_size(client: TestClient, auth: Headers
         assert [a["nativeIdentity"] for a in response.json()] == ["a1"]
 
 
+def test_sorters_name_each_field_once(client: TestClient, auth: Headers,
+                                      world: dict[str, Any]) -> None:
+    """3,000 sort terms used to reach the database (SQLite: too many ORDER BY terms)."""
+    response = client.get("/v3/accounts", params={"sorters": ",".join(["name"] * 3000)},
+                          headers=auth)
+    assert_error_dto(response, 400)
+    assert "sorters names 'name' more than once" in text(response)
+    response = client.get("/v3/accounts", params={"sorters": "-name,nativeIdentity"},
+                          headers=auth)
+    assert [a["nativeIdentity"] for a in response.json()] == ["a3", "a2", "a1"]
+
+
 # --- JSON Patch and JSON bodies -----------------------------------------------------------
 
 @pytest.mark.parametrize(("op", "message"), [

@@ -233,12 +233,15 @@ def parse_sorters(text: str | None, columns: dict[str, Any], default: list[Any])
     ends in a unique key, so rows that tie on the requested fields still page stably."""
     if not text or not text.strip():
         return default
-    order = []
+    order, seen = [], set()
     for part in (p.strip() for p in text.split(",")):
-        name = part.lstrip("-")
+        name = part.removeprefix("-")
         if name not in columns:
-            raise BadRequest(f"Sorting is not supported for field '{name}'; supported: "
+            raise BadRequest(f"Sorting is not supported for field '{name[:64]}'; supported: "
                              f"{', '.join(sorted(columns))}")
+        if name in seen:  # (and so at most one term a field: a bounded ORDER BY)
+            raise BadRequest(f"sorters names '{name}' more than once")
+        seen.add(name)
         order.append(columns[name].desc() if part.startswith("-") else columns[name].asc())
     return order + default
 

@@ -93,9 +93,9 @@ class SchemaIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     name: str = Field(default="account", min_length=1, max_length=64)
-    nativeObjectType: str = "User"
-    identityAttribute: str = Field(min_length=1)
-    displayAttribute: str = Field(min_length=1)
+    nativeObjectType: str = Field(default="User", min_length=1, max_length=64)
+    identityAttribute: str = Field(min_length=1, max_length=128)
+    displayAttribute: str = Field(min_length=1, max_length=128)
     attributes: list[AttributeIn] = Field(default_factory=list)
 
 
