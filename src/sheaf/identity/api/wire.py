@@ -31,8 +31,8 @@ AGGREGATION_STATUS_TTL = timedelta(hours=1)
 
 def _without_none(body: dict[str, Any], *keys: str) -> dict[str, Any]:
     """``body`` less those of ``keys`` that are None. SailPoint's schemas type them as a
-    plain string or object (no null): where sheaf has no value the field is left out, as
-    the vendor's own answers leave out what a source or account does not have."""
+    plain string or object, never null, and none is required (its SDK models default them
+    to None): where sheaf has no value, leaving the field out is what validates."""
     for key in keys:
         if body.get(key) is None:
             body.pop(key, None)
