@@ -101,6 +101,11 @@ def put_schema(runtime: Runtime, source_id: str, schema_id: str | None,
             row = session.get(SourceSchema, schema_id)
             if row is None or row.source_id != source_id:
                 raise NotFound(f"Schema {schema_id} was not found on source {source_id}")
+            if row.name == "account" and values["name"] != "account":
+                # Loads read the schema named "account"; SailPoint does not let a flat-file
+                # source's schema be reshaped this way either.
+                raise BadRequest(f"The account schema's name cannot change (loads use the "
+                                 f"schema named 'account'); got '{values['name']}'")
             if (row.name == "account"
                     and values["identity_attribute"] != row.identity_attribute
                     and repository.account_count(session, source_id)):

@@ -16,6 +16,7 @@ from sheaf.identity.models import Source
 from sheaf.jobs.models import Job
 from sheaf.jobs.states import JobStatus
 from sheaf.kit.filters import Field, fetch_page, page, parse_filters, parse_sorters
+from sheaf.kit.jsonbody import read_json
 from sheaf.runtime import Runtime, get_runtime
 
 router = APIRouter(tags=["task-management"])
@@ -147,17 +148,14 @@ async def patch_task_status(
     id: str, request: Request, runtime: Runtime = Depends(get_runtime)
 ) -> dict[str, Any]:
     """Clear a stuck task with JSON Patch, e.g. replace /completionStatus with "Error"."""
-    try:
-        ops = await request.json()
-    except ValueError:
-        raise BadRequest("The body must be a JSON Patch array") from None
+    ops = await read_json(request)
     if not isinstance(ops, list) or not ops:
         raise BadRequest("The body must be a non-empty JSON Patch array")
     ending = None
     for op in ops:
         if not isinstance(op, dict) or op.get("op") not in ("replace", "add"):
             raise BadRequest("Only 'replace' operations are supported on a task status")
-        if op.get("path") not in PATCHABLE:
+        if not isinstance(op.get("path"), str) or op["path"] not in PATCHABLE:
             raise BadRequest(f"Path {op.get('path')!r} cannot be changed; patchable: "
                              f"{', '.join(sorted(PATCHABLE))}")
         if op["path"] == "/completionStatus":
