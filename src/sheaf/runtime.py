@@ -9,11 +9,13 @@ from fastapi import Request
 
 from sheaf.auth.ratelimit import Limiter, RateLimiter, RedisRateLimiter
 from sheaf.auth.sharedlimit import SharedRateLimiter
+from sheaf.auth.signin import SignInGuard
 from sheaf.blobs import BlobStore
 from sheaf.config import Settings
 from sheaf.db import Database
 from sheaf.jobs.executors import Executor, make_executor
 from sheaf.jobs.service import JobService
+from sheaf.kit.files import private_dir, warn_if_shared
 
 
 @dataclass
@@ -26,18 +28,27 @@ class Runtime:
     # the budget store this server's API processes share (sheaf.serving), if several
     shared_limits: Path | None = None
     limiter: Limiter = field(init=False)
+    sign_in_guard: SignInGuard = field(init=False)
 
     def __post_init__(self) -> None:
         auth = self.settings.auth
         self.limiter = self._limiter(auth.rate_limit_requests, auth.rate_limit_window_seconds,
                                      "ratelimit:")
+        window = auth.sign_in_failure_window_seconds
+        self.sign_in_guard = SignInGuard(
+            by_client=self._limiter(auth.sign_in_failures_per_client, window,
+                                    "sign-in:client:"),
+            by_address=self._limiter(auth.sign_in_failures_per_address, window,
+                                     "sign-in:address:"),
+        )
 
     def _limiter(self, requests: int, window: float, prefix: str) -> Limiter:
         """A sliding-window limiter kept where the settings say; ``prefix`` tells its
-        keys from another limiter's in a shared store."""
+        keys from another limiter's in a shared store (Redis, or the memory a server's
+        API processes share)."""
         if rate_limit_store(self.settings) == "redis":
             return RedisRateLimiter(self.settings.jobs.broker_url, requests, window,
-                                    prefix=f"sheaf:{prefix}")
+                                    prefix=self.settings.auth.redis_key_prefix + prefix)
         if self.shared_limits is not None:
             return SharedRateLimiter(self.shared_limits, requests, window, prefix=prefix)
         return RateLimiter(requests, window)
@@ -45,7 +56,8 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, executor: Executor | None = None,
               shared_limits: Path | None = None) -> Runtime:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
+        warn_if_shared(settings.data_dir)
         db = Database(settings.db_url)
         executor = executor or make_executor(db, settings)
         jobs = JobService(db, executor, settings.jobs.max_attempts)
@@ -62,6 +74,13 @@ def rate_limit_store(settings: Settings) -> str:
     if store == "auto":
         return "redis" if settings.jobs.executor == "dramatiq" else "process"
     return store
+
+
+def largest_budget(settings: Settings) -> int:
+    """The most requests any limiter of a Runtime counts in one window."""
+    auth = settings.auth
+    return max(auth.rate_limit_requests, auth.sign_in_failures_per_client,
+               auth.sign_in_failures_per_address)
 
 
 async def get_runtime(request: Request) -> Runtime:

@@ -38,7 +38,7 @@ from sheaf.auth import sharedlimit
 from sheaf.config import Settings
 from sheaf.jobs import worker
 from sheaf.migrate import upgrade
-from sheaf.runtime import Runtime, rate_limit_store
+from sheaf.runtime import Runtime, largest_budget, rate_limit_store
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -77,9 +77,9 @@ def serve(settings: Settings, host: str, port: int, workers: int, log_level: str
         os.environ.pop(LIMITS_ENV, None)
         if rate_limit_store(settings) == "process":
             limits = scratch / "ratelimit"
-            # (every limiter a Runtime makes keeps its request times here: room for the
-            # largest budget)
-            sharedlimit.create(limits, settings.auth.rate_limit_requests)
+            # (every limiter a Runtime makes, request budget and sign-in failures alike,
+            # keeps its request times here)
+            sharedlimit.create(limits, largest_budget(settings))
             os.environ[LIMITS_ENV] = str(limits)
         runtime.executor.start()
         relay.start()

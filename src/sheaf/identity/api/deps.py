@@ -31,7 +31,8 @@ source_admin = require(*SOURCE_ADMINS)
 task_reader = require(*TASK_READERS)
 ORG_WIDE_TASK_READERS = frozenset(TASK_READERS) - {"SOURCE_SUBADMIN"}
 task_writer = require("ORG_ADMIN", "SOURCE_ADMIN")
-identity_reader = require("ORG_ADMIN", "HELPDESK", "SOURCE_ADMIN", "ROLE_ADMIN")
+IDENTITY_READERS = ("ORG_ADMIN", "HELPDESK", "SOURCE_ADMIN", "ROLE_ADMIN")
+identity_reader = require(*IDENTITY_READERS)
 
 
 def groups_of(credential: Credential | None, authorities: frozenset[str]
@@ -50,26 +51,34 @@ def workgroups(runtime: Runtime, client_id: str, authorities: frozenset[str]
         return groups_of(session.get(Credential, client_id), authorities)
 
 
-# (async, with the database read in the thread pool only when there is one to make: a
-# sync dependency would cost every request a thread-pool hop of its own)
-async def _workgroups(runtime: Runtime, who: Principal) -> frozenset[str] | None:
-    if who.authorities & EVERY_SOURCE:
-        return None
-    return await run_in_threadpool(workgroups, runtime, who.client_id, who.authorities)
+def sources_of(runtime: Runtime, who: Principal) -> frozenset[str] | None:
+    """Whose sources a client administers (None: every source's)."""
+    return workgroups(runtime, who.client_id, who.authorities)
 
 
-async def reach(runtime: Runtime = Depends(get_runtime),
-                who: Principal = Depends(source_admin)) -> frozenset[str] | None:
-    return await _workgroups(runtime, who)
-
-
-async def task_reach(runtime: Runtime = Depends(get_runtime),
-                     who: Principal = Depends(task_reader)) -> frozenset[str] | None:
+def tasks_of(runtime: Runtime, who: Principal) -> frozenset[str] | None:
     """Whose tasks a client may read: every source's, unless SOURCE_SUBADMIN is the only
     authority that lets it read tasks (then its groups' sources')."""
     if who.authorities & ORG_WIDE_TASK_READERS:
         return None
-    return await _workgroups(runtime, who)
+    return workgroups(runtime, who.client_id, who.authorities)
+
+
+# The dependencies are async, with the database read in the thread pool only when there
+# is one to make: a sync dependency would cost every request a thread-pool hop of its own.
+async def reach(runtime: Runtime = Depends(get_runtime),
+                who: Principal = Depends(source_admin)) -> frozenset[str] | None:
+    if who.authorities & EVERY_SOURCE:
+        return None
+    return await run_in_threadpool(sources_of, runtime, who)
+
+
+async def task_reach(runtime: Runtime = Depends(get_runtime),
+                     who: Principal = Depends(task_reader)) -> frozenset[str] | None:
+    """``tasks_of`` the caller."""
+    if who.authorities & ORG_WIDE_TASK_READERS:
+        return None
+    return await run_in_threadpool(tasks_of, runtime, who)
 
 
 def managed_by(groups: frozenset[str] | None) -> ColumnElement[bool]:
