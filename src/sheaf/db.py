@@ -151,9 +151,12 @@ class Database:
         finally:
             raw.close()
 
-    def dispose(self) -> None:
-        with suppress(Exception):  # a busy database keeps its WAL until the next checkpoint
-            self.checkpoint("TRUNCATE")
+    def dispose(self, checkpoint: bool = True) -> None:
+        """Close every connection; with ``checkpoint``, empty the WAL first (it waits, up
+        to the busy timeout, for readers and writers still at work in other processes)."""
+        if checkpoint:
+            with suppress(Exception):  # a busy database keeps its WAL until the next one
+                self.checkpoint("TRUNCATE")
         self.engine.dispose()
         if self.write_engine is not self.engine:
             self.write_engine.dispose()

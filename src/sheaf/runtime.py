@@ -27,6 +27,9 @@ class Runtime:
     blobs: BlobStore
     # the budget store this server's API processes share (sheaf.serving), if several
     shared_limits: Path | None = None
+    # whether closing empties SQLite's WAL: the process that runs the jobs does; an API
+    # process beside it must not wait on a running job for that (sheaf.serving)
+    checkpoint_on_close: bool = True
     limiter: Limiter = field(init=False)
     sign_in_guard: SignInGuard = field(init=False)
 
@@ -65,7 +68,7 @@ class Runtime:
 
     def close(self) -> None:
         self.executor.shutdown(graceful=True)
-        self.db.dispose()
+        self.db.dispose(checkpoint=self.checkpoint_on_close)
 
 
 def rate_limit_store(settings: Settings) -> str:

@@ -128,8 +128,12 @@ def worker_app() -> FastAPI:
 
     def build(settings: Settings) -> Runtime:
         limits = os.environ.get(LIMITS_ENV)
-        return Runtime.build(settings, executor=RelayExecutor(os.environ[RELAY_ENV]),
-                             shared_limits=Path(limits) if limits else None)
+        runtime = Runtime.build(settings, executor=RelayExecutor(os.environ[RELAY_ENV]),
+                                shared_limits=Path(limits) if limits else None)
+        # (the supervisor empties the WAL once its jobs have stopped; here, on shutdown,
+        # a TRUNCATE checkpoint would wait up to the busy timeout on a running job)
+        runtime.checkpoint_on_close = False
+        return runtime
 
     return create_app(settings, migrate=False, make_runtime=build)
 
