@@ -20,6 +20,7 @@ from sheaf.errors import BadRequest, RateLimited, SheafError, Unauthorized
 from sheaf.identity import jobs as _identity_jobs  # noqa: F401  (registers handlers)
 from sheaf.identity.api import router as identity_router
 from sheaf.jobs.endpoints import router as jobs_router
+from sheaf.jobs.presence import Presence
 from sheaf.kit.base import new_id
 from sheaf.migrate import upgrade
 from sheaf.runtime import Runtime
@@ -100,9 +101,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
             rt = Runtime.build(settings)
         app.state.runtime = rt
         rt.executor.start()
+        # A server that runs jobs itself says so in the data directory, and picks up the
+        # jobs the CLI submits (see sheaf.jobs.presence).
+        presence = (Presence(rt.settings, rt.db, rt.executor.submit)
+                    if rt.settings.jobs.executor == "local" else None)
+        if presence is not None:
+            presence.start()
         try:
             yield
         finally:
+            if presence is not None:
+                presence.stop()
             if runtime is None:
                 rt.close()
 
