@@ -9,10 +9,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sheaf import __version__
+from sheaf import __version__, openapi
 from sheaf.auth.endpoints import router as auth_router
 from sheaf.config import Settings
 from sheaf.console import router as console_router
@@ -115,14 +116,22 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
             if runtime is None:
                 rt.close()
 
-    app = FastAPI(title="sheaf", version=__version__, lifespan=lifespan,
-                  description="Self-hosted aggregation server (SailPoint-compatible identity "
-                              "account aggregation).")
+    # Swagger UI's script and styles come from the fastapi-offline package, not a CDN: the
+    # docs of an offline install must not be a blank page.
+    app = FastAPIOffline(title="sheaf", version=__version__, lifespan=lifespan,
+                         description=openapi.DESCRIPTION, redoc_url=None,
+                         static_url="/docs-assets", openapi_tags=openapi.TAGS,
+                         swagger_ui_parameters={"persistAuthorization": True})
     if runtime is not None:
         app.state.runtime = runtime
     _install_error_handlers(app)
 
-    @app.get("/healthz", tags=["meta"])
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        """A browser opening the server's address lands on the console."""
+        return RedirectResponse("/console/", status_code=307)
+
+    @app.get("/healthz", tags=["meta"], summary="Liveness")
     def healthz() -> dict[str, str]:
         """Liveness: the process serves HTTP."""
         return {"status": "ok", "version": __version__}
@@ -131,4 +140,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.include_router(jobs_router)
     app.include_router(identity_router)
     app.include_router(console_router)
+    openapi.install(app)
     return app

@@ -12,7 +12,7 @@ from sheaf.runtime import Runtime, get_runtime
 router = APIRouter(tags=["auth"])
 
 
-@router.post("/oauth/token")
+@router.post("/oauth/token", summary="Get an access token (client credentials)")
 async def token(request: Request, runtime: Runtime = Depends(get_runtime)) -> JSONResponse:
     """Exchange a client id and secret for a bearer JWT (OAuth 2 client_credentials)."""
     fields = dict(request.query_params)
