@@ -41,7 +41,7 @@ class Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.db_url)
         executor = executor or make_executor(db, settings)
-        jobs = JobService(db, executor, settings.jobs.max_attempts)
+        jobs = JobService(db, executor, settings.jobs.max_attempts, settings.data_dir)
         return cls(settings, db, executor, jobs, BlobStore(settings.blob_dir))
 
     def close(self) -> None:

@@ -67,14 +67,16 @@ def show(job_id: str = JOB_ID) -> None:
 @app.command()
 def watch(job_id: str = JOB_ID) -> None:
     """A live progress bar until the job ends. Ctrl-C stops watching, not the job."""
-    from sheaf.jobs import repository
+    from sheaf.jobs import live, repository
 
-    with database(load_settings()) as db:
+    settings = load_settings()
+    with database(settings) as db:
         full_id = resolve_job_id(db, job_id)
 
         def read() -> Job | None:
             with db.read() as session:
-                return repository.get(session, full_id)
+                job = repository.get(session, full_id)
+            return None if job is None else live.overlay(job, settings.data_dir)
 
         try:
             job = watch_job(read, full_id)

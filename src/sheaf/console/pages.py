@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from sheaf.auth import credentials
 from sheaf.identity.models import Account, Identity, Source
+from sheaf.jobs import live
 from sheaf.jobs.models import Job
 from sheaf.runtime import Runtime, get_runtime
 
@@ -76,7 +77,8 @@ def overview(runtime: Runtime = Depends(get_runtime)) -> HTMLResponse:
         f"<td>{s.last_aggregated or '-'}</td></tr>"
         for s, n in sources
     )
-    job_rows = "".join(_job_row(j) for j in jobs)
+    # (a running aggregation's rows written are kept beside the database: jobs.live)
+    job_rows = "".join(_job_row(live.overlay(j, runtime.settings.data_dir)) for j in jobs)
     body = (
         f"<h2>Sources</h2><table><tr><th>name</th><th>id</th><th>accounts</th>"
         f"<th>authoritative</th><th>delete threshold</th><th>last aggregated</th></tr>{rows}"
@@ -90,8 +92,8 @@ def overview(runtime: Runtime = Depends(get_runtime)) -> HTMLResponse:
 
 def _job_row(job: Job) -> str:
     total = job.progress_total or 0
-    bar = (f"<progress value={job.progress_current} max={total}></progress>" if total
-           else "")
+    bar = (f"<progress value={job.progress_current} max={total}></progress> "
+           f"{job.progress_current:,}/{total:,}" if total else "")
     counters = ", ".join(f"{k}={v}" for k, v in job.counters.items() if k != "applications")
     messages = "<br>".join(escape(m["text"]) for m in job.messages)
     return (

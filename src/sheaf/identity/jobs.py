@@ -20,8 +20,12 @@ def load_accounts(ctx: JobContext) -> JobOutcome:
     if not file.exists():
         raise JobFailed("file_missing", "The uploaded file is no longer available")
 
-    def progress(current: int, total: int | None, message: str) -> None:
-        ctx.progress(current, total, message, force=True)
+    def progress(current: int, total: int | None, message: str, *,
+                 in_transaction: bool = False) -> None:
+        # Each phase's start and end are recorded; the rows written in between, at most
+        # every progress interval (on SQLite, beside the database: see jobs.live).
+        ctx.progress(current, total, message, force=not in_transaction,
+                     in_transaction=in_transaction)
 
     try:
         result = aggregate(
@@ -34,6 +38,8 @@ def load_accounts(ctx: JobContext) -> JobOutcome:
     except JobCancelled:
         blobs.delete(payload["blob"])
         raise
+    finally:
+        ctx.clear_live_progress()
     # (any other error is retried, and the retry needs the file)
     blobs.delete(payload["blob"])
     messages = [{"level": "warning", "key": "aggregation_warning", "text": w}
