@@ -23,10 +23,11 @@ if TYPE_CHECKING:
     from sheaf.jobs.models import Job
     from sheaf.runtime import Runtime
 
-console = Console(highlight=False, emoji=False)
+console = Console(highlight=False, emoji=False, soft_wrap=True)
+# (soft_wrap: paths, ids and commands are never broken across lines, so they copy whole.)
 # Notes about the run itself (which data directory, what happened to a detached job) go
 # to stderr, so that --json output and `jobs show` stay machine-readable.
-notes = Console(stderr=True, highlight=False, emoji=False)
+notes = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
 
 INTERRUPTED = 130  # the shell's code for "ended by Ctrl-C"
 
@@ -232,9 +233,10 @@ def port_taken(host: str, port: int) -> int:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
-        except OSError as exc:
+        except (OSError, OverflowError) as exc:  # (OverflowError: not a port number)
             why = ("is already in use (another sheaf, or another program)"
-                   if exc.errno == errno.EADDRINUSE else f"cannot be used: {exc.strerror}")
+                   if getattr(exc, "errno", None) == errno.EADDRINUSE
+                   else f"cannot be used: {getattr(exc, 'strerror', None) or exc}")
             console.print(f"[red]Port {port} on {escape(host)} {escape(why)}.[/] Choose "
                           "another with `make run PORT=8001`, `sheaf serve --port 8001` or "
                           "SHEAF_PORT=8001.")
