@@ -6,6 +6,8 @@ must answer at once. What a command needs beyond that it imports inside its func
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -199,17 +201,39 @@ def watch(read: Callable[[], Job | None], job_id: str, poll: float = 0.25) -> Jo
         raise Detached(job_id) from None
 
 
-def detached(job_id: str, *, server: bool) -> typer.Exit:
-    """Say what becomes of a job the user stopped watching; the exit to raise."""
-    if server:
-        notes.print(f"Stopped watching. Job {job_id} goes on; follow it again with "
-                    f"`sheaf jobs watch {job_id}`.", markup=False)
-    else:
-        notes.print(f"Stopped. No server was running, so this command ran job {job_id} "
-                    "itself: it stopped with it, changing nothing. A server (`sheaf serve`) "
-                    "runs it again once its lease expires; follow it with "
-                    f"`sheaf jobs watch {job_id}`.", markup=False)
+def detached(job_id: str) -> typer.Exit:
+    """Ctrl-C while watching a job that runs elsewhere: say it goes on; the exit to raise."""
+    notes.print(f"Stopped watching. Job {job_id} goes on; follow it again with "
+                f"`sheaf jobs watch {job_id}`.", markup=False)
     return typer.Exit(code=INTERRUPTED)
+
+
+def finish_here(read: Callable[[], Job | None], job_id: str, poll: float = 0.25) -> Job:
+    """Ctrl-C while this process itself runs the job (no server was running): the job
+    cannot go on without it, so it is finished first; a second Ctrl-C abandons it at once.
+    Either way the truth is said: an abandoned run changed nothing (its transaction is never
+    committed) and a server runs it again once its lease expires."""
+    from sheaf.jobs.states import TERMINAL, JobStatus
+
+    notes.print(f"No server is running, so this command is running job {job_id} itself: "
+                "finishing it before exiting. Ctrl-C again to abandon it (it changes "
+                "nothing then, and a server, `sheaf serve`, runs it again once its lease "
+                "expires).", markup=False)
+    try:
+        while True:
+            job = read()
+            if job is None or JobStatus(job.status) in TERMINAL:
+                if job is None:
+                    raise typer.Exit(code=INTERRUPTED)
+                return job
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        notes.print(f"Abandoned job {job_id}; follow it with `sheaf jobs watch {job_id}`.",
+                    markup=False)
+        sys.stderr.flush()
+        # (at once: waiting for the running transaction is what the user refused; SQLite
+        # or PostgreSQL rolls it back, and the job's lease hands it to the next server)
+        os._exit(INTERRUPTED)
 
 
 def print_outcome(job: Job) -> None:

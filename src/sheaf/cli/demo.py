@@ -13,9 +13,10 @@ import typer
 from rich.markup import escape
 
 from sheaf.cli.common import (
+    INTERRUPTED,
     Detached,
     console,
-    detached,
+    finish_here,
     load_settings,
     port_taken,
     print_outcome,
@@ -74,26 +75,27 @@ def demo(
     settings = load_settings()
     settings.jobs.isolation = "thread"  # two small files: not worth starting a process
     made = []
-    try:
-        with runtime(settings, start_executor=True) as rt:
-            for name, filename, authoritative, description, multi in SOURCES:
-                source_id, created = _source(rt, name, authoritative, description)
-                console.print(f"source [bold]{escape(name)}[/] {source_id} "
-                              f"({'created' if created else 'already there'})")
-                if created and multi:
-                    _mark_multi(rt, source_id, filename, {str(m["name"]) for m in multi})
-                data = resources.files("sheaf.demo").joinpath(filename)
-                with data.open("rb") as stream:
-                    blob = service.store_file(rt, stream)
-                job = service.load_accounts(rt, source_id, blob, disable_optimization=False,
-                                            launcher="demo")
+    with runtime(settings, start_executor=True) as rt:
+        for name, filename, authoritative, description, multi in SOURCES:
+            source_id, created = _source(rt, name, authoritative, description)
+            console.print(f"source [bold]{escape(name)}[/] {source_id} "
+                          f"({'created' if created else 'already there'})")
+            if created and multi:
+                _mark_multi(rt, source_id, filename, {str(m["name"]) for m in multi})
+            data = resources.files("sheaf.demo").joinpath(filename)
+            with data.open("rb") as stream:
+                blob = service.store_file(rt, stream)
+            job = service.load_accounts(rt, source_id, blob, disable_optimization=False,
+                                        launcher="demo")
+            try:
                 job = watch(partial(rt.jobs.get, job.id), job.id)
-                print_outcome(job)
-                made.append({"source": name, "source_id": source_id, "task_id": job.id,
-                             "status": job.status})
-            credential, minted = _credential(rt, settings.data_dir / CREDENTIAL_FILE)
-    except Detached as stopped:
-        raise detached(stopped.job_id, server=False) from None
+            except Detached:  # (this process runs the demo's jobs)
+                print_outcome(finish_here(partial(rt.jobs.get, job.id), job.id))
+                raise typer.Exit(code=INTERRUPTED) from None
+            print_outcome(job)
+            made.append({"source": name, "source_id": source_id, "task_id": job.id,
+                         "status": job.status})
+        credential, minted = _credential(rt, settings.data_dir / CREDENTIAL_FILE)
     path = settings.data_dir / CREDENTIAL_FILE
     if minted:
         console.print(f"\nA client credential to try the API with (kept in {path}, mode 0600):")

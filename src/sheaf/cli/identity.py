@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
-from sheaf.cli.common import Detached, console, detached, load_settings, notes, print_outcome
+from sheaf.cli.common import (
+    INTERRUPTED,
+    Detached,
+    console,
+    detached,
+    finish_here,
+    load_settings,
+    notes,
+    print_outcome,
+)
 from sheaf.cli.common import runtime as make_runtime
 from sheaf.cli.common import watch as watch_job
 
@@ -55,8 +64,15 @@ def load_accounts(
             except SheafError as exc:
                 console.print(f"[red]{escape(exc.message)}[/]")
                 raise typer.Exit(code=2) from None
-            job = watch_job(lambda: rt.jobs.get(submitted.id), submitted.id)
+            job_id = submitted.id
+            try:
+                job = watch_job(lambda: rt.jobs.get(job_id), job_id)
+            except Detached:
+                if server:
+                    raise
+                print_outcome(finish_here(lambda: rt.jobs.get(job_id), job_id))
+                raise typer.Exit(code=INTERRUPTED) from None
     except Detached as stopped:
-        raise detached(stopped.job_id, server=server) from None
+        raise detached(stopped.job_id) from None
     print_outcome(job)
     raise typer.Exit(code=0 if job.status in ("succeeded", "warning") else 1)

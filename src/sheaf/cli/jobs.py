@@ -81,6 +81,6 @@ def watch(job_id: str = JOB_ID) -> None:
         try:
             job = watch_job(read, full_id)
         except Detached:
-            raise detached(full_id, server=True) from None
+            raise detached(full_id) from None
     print_outcome(job)
     raise typer.Exit(code=0 if job.status in ("succeeded", "warning") else 1)
