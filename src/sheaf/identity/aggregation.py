@@ -128,7 +128,6 @@ def aggregate(
         laps("load copy")
         result = diff(accounts, stored)
         laps("diff")
-        progress(result.total, result.total, f"Compared {result.total:,} rows; correlating")
         del accounts
         trusted = source.hash_scheme == HASH_SCHEME
         rehash = NO_REHASH
