@@ -36,7 +36,7 @@ NOT_RUN = 'title="not run"'
 FENCE = re.compile(r"^```(\w+)([^\n]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 # The README's runnable blocks; change these with the README.
 EXPECTED = {"sh": 2, "python": 1}
-EXPECTED_NOT_RUN = 3
+EXPECTED_NOT_RUN = 4
 
 
 @dataclass
