@@ -89,13 +89,15 @@ def migrated(settings: Settings) -> Iterator[Database]:
 
 @contextmanager
 def runtime(
-    settings: Settings, *, start_executor: bool = False, executor: Executor | None = None
+    settings: Settings | None = None, *, start_executor: bool = False,
+    executor: Executor | None = None,
 ) -> Iterator[Runtime]:
     """Migrations applied, the database, and (when asked) an executor running jobs."""
     from sheaf.identity import jobs as _identity_jobs  # noqa: F401  (registers handlers)
     from sheaf.migrate import upgrade
     from sheaf.runtime import Runtime
 
+    settings = settings or load_settings()
     upgrade(settings)
     rt = Runtime.build(settings, executor)
     if start_executor:
@@ -160,8 +162,9 @@ class Detached(Exception):
         self.job_id = job_id
 
 
-def watch(read: Callable[[], Job | None], job_id: str, poll: float = 0.25) -> Job:
-    """A live progress bar until the job ends; returns the finished job.
+def watch(read: Callable[[], Job | None] | Runtime, job_id: str, poll: float = 0.25) -> Job:
+    """A live progress bar until the job ends; returns the finished job. ``read`` gives
+    the job's latest state (or is a Runtime, whose job service does).
 
     The bar is the job row's own units (rows parsed, rows to compare, rows written of
     rows to write); the elapsed time is the job's, so it keeps counting between updates.
@@ -170,6 +173,12 @@ def watch(read: Callable[[], Job | None], job_id: str, poll: float = 0.25) -> Jo
     from rich.progress import BarColumn, Progress, TextColumn
 
     from sheaf.jobs.states import TERMINAL, JobStatus
+
+    if not callable(read):
+        rt = read
+
+        def read() -> Job | None:
+            return rt.jobs.get(job_id)
 
     columns = [TextColumn("{task.fields[status]}", markup=False), BarColumn(),
                TextColumn("{task.fields[count]}", markup=False),
