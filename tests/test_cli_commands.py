@@ -147,3 +147,24 @@ def test_the_demo_keeps_one_credential(cli: CliRunner, settings: Settings,
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout.strip().splitlines()[-2]) == credential
     assert "made on the first run" in again.stdout
+
+
+def test_bad_settings_and_an_unreachable_database_are_one_line_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHEAF_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SHEAF_JOBS__WORKERS", "abc")
+    bad = CliRunner().invoke(app, ["jobs", "list"])
+    assert bad.exit_code == 2 and isinstance(bad.exception, SystemExit)
+    assert "SHEAF_JOBS__WORKERS: Input should be a valid integer" in bad.stdout
+    monkeypatch.delenv("SHEAF_JOBS__WORKERS")
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("SHEAF_DATABASE_URL",
+                       f"postgresql+psycopg://someone:hunter2@127.0.0.1:{port}/nowhere")
+    for argv in (["jobs", "list"], ["jobs", "show", "ab"], ["credentials", "create", "x"]):
+        down = CliRunner().invoke(app, argv)
+        assert down.exit_code == 1 and isinstance(down.exception, SystemExit), down.output
+        assert "Cannot use the database postgresql+psycopg://someone:***@" in down.stdout
+        assert "hunter2" not in down.output

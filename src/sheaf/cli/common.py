@@ -36,9 +36,18 @@ INTERRUPTED = 130  # the shell's code for "ended by Ctrl-C"
 
 def load_settings() -> Settings:
     """The settings, once, and one dim line saying which data directory they point at."""
+    from pydantic import ValidationError
+
     from sheaf.config import Settings
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # a bad SHEAF_* variable: say which, no traceback
+        for error in exc.errors():
+            name = "SHEAF_" + "__".join(str(p) for p in error["loc"]).upper()
+            console.print(f"[red]{escape(name)}[/]: {escape(error['msg'])} "
+                          f"(got {escape(repr(error.get('input')))})")
+        raise typer.Exit(code=2) from None
     where = f"data dir {settings.data_dir}"
     if settings.database_url:
         where += f", database {_without_password(settings.database_url)}"
@@ -68,9 +77,24 @@ def database(settings: Settings) -> Iterator[Database]:
         raise typer.Exit(code=2)
     db = Database(settings.db_url)
     try:
-        yield db
+        with _reachable(settings):
+            yield db
     finally:
         db.dispose()
+
+
+@contextmanager
+def _reachable(settings: Settings) -> Iterator[None]:
+    """A database that cannot be reached is a one-line message, not a traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        yield
+    except OperationalError as exc:
+        first = str(exc.orig or exc).strip().splitlines()[0]
+        console.print(f"[red]Cannot use the database[/] "
+                      f"{escape(_without_password(settings.db_url))}: {escape(first)}")
+        raise typer.Exit(code=1) from None
 
 
 @contextmanager
@@ -79,10 +103,12 @@ def migrated(settings: Settings) -> Iterator[Database]:
     from sheaf.db import Database
     from sheaf.migrate import upgrade
 
-    upgrade(settings)
+    with _reachable(settings):
+        upgrade(settings)
     db = Database(settings.db_url)
     try:
-        yield db
+        with _reachable(settings):
+            yield db
     finally:
         db.dispose()
 
@@ -98,7 +124,8 @@ def runtime(
     from sheaf.runtime import Runtime
 
     settings = settings or load_settings()
-    upgrade(settings)
+    with _reachable(settings):
+        upgrade(settings)
     rt = Runtime.build(settings, executor)
     if start_executor:
         rt.executor.start()
