@@ -29,6 +29,7 @@ JOB_ID = typer.Argument(..., help="A job id, or any start of one that is unique.
 @app.command("list")
 def list_jobs(limit: int = typer.Option(20), status: str | None = typer.Option(None)) -> None:
     """The newest jobs, with whole ids."""
+    from rich import box
     from rich.table import Table
     from sqlalchemy import select
 
@@ -39,13 +40,17 @@ def list_jobs(limit: int = typer.Option(20), status: str | None = typer.Option(N
         if status:
             query = query.where(Job.status == status)
         jobs = list(session.execute(query).scalars())
-    table = Table("id", "status", "progress", "created", "type")
+    table = Table("id", "status", "progress", "created", "type", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False, collapse_padding=True)
     for j in jobs:
         progress = f"{j.progress_current}/{j.progress_total or '?'}"
-        table.add_row(j.id, j.status, progress, f"{j.created_at:%Y-%m-%d %H:%M:%S}", j.type)
+        table.add_row(j.id, j.status, progress, f"{j.created_at:%m-%d %H:%M:%S}", j.type)
     # (whole ids, never wrapped or cut: they are what `jobs show` and `jobs watch` take)
     table.columns[0].no_wrap = True
     table.columns[0].min_width = 32
+    for column, width in ((1, 9), (3, 14)):  # (status and time whole; the type may give)
+        table.columns[column].no_wrap = True
+        table.columns[column].min_width = width
     console.print(table)
 
 
