@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -31,12 +32,13 @@ print("EXIT", code, "HEAVY", ",".join(heavy) or "-", file=sys.stderr)
 """
 
 
-def _imports(settings: Settings, *argv: str) -> tuple[str, str]:
+def _imports(settings: Settings, *argv: str, also: tuple[str, ...] = ()) -> tuple[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHEAF_")}
     env["SHEAF_DATA_DIR"] = str(settings.data_dir)
     if settings.database_url:
         env["SHEAF_DATABASE_URL"] = settings.database_url
-    done = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *argv], env=env,
+    done = subprocess.run([sys.executable, "-c", PROBE.format(heavy=also or HEAVY), *argv],
+                          env=env,
                           capture_output=True, text=True, timeout=120)
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("EXIT"), done.stderr
@@ -56,6 +58,31 @@ def test_light_commands_do_not_import_the_heavy_stack(
     code, heavy = _imports(settings, *argv)
     assert code in ("0", "1", "None"), code  # (watch of a failed job exits 1)
     assert heavy == "-", f"sheaf {' '.join(argv)} imported {heavy}"
+    if argv[:2] == ["jobs", "show"] and settings.database_url is None:
+        # the default database: not even SQLAlchemy (its import alone is most of 0.5 s)
+        _, orm = _imports(settings, *argv, also=("sqlalchemy", "pydantic_settings"))
+        assert orm == "-", orm
+
+
+def test_jobs_show_says_the_same_either_way(settings: Settings, runtime: Runtime) -> None:
+    if settings.database_url is not None:
+        pytest.skip("the quick path is the default SQLite database's")
+    runtime.executor.paused = True  # type: ignore[attr-defined]
+    job = runtime.jobs.submit("identity.load_accounts", {"source_id": "s", "blob": None})
+    runtime.jobs.end(job.id, JobStatus.FAILED, "stopped by the test", "test")
+    quick = _show(settings, job.id[:6], {})
+    ordinary = _show(settings, job.id[:6], {"SHEAF_DATABASE_URL": settings.db_url})
+    assert json.loads(quick) == json.loads(ordinary)
+    assert json.loads(quick)["messages"][0]["text"] == "stopped by the test"
+
+
+def _show(settings: Settings, prefix: str, extra: dict[str, str]) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHEAF_")}
+    env.update(SHEAF_DATA_DIR=str(settings.data_dir), **extra)
+    done = subprocess.run([sys.executable, "-m", "sheaf", "jobs", "show", prefix], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def test_the_probe_sees_heavy_imports(settings: Settings) -> None:

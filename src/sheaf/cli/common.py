@@ -51,8 +51,12 @@ def load_settings() -> Settings:
     where = f"data dir {settings.data_dir}"
     if settings.database_url:
         where += f", database {_without_password(settings.database_url)}"
-    notes.print(f"[dim]sheaf: {escape(where)}[/]")
+    say_data_dir(where)
     return settings
+
+
+def say_data_dir(where: str) -> None:
+    notes.print(f"[dim]sheaf: {escape(where)}[/]")
 
 
 def _without_password(url: str) -> str:
@@ -148,6 +152,11 @@ def resolve_job_id(db: Database, prefix: str) -> str:
 
     with db.read() as session:
         matches = repository.ids_starting(session, prefix.strip().lower(), limit=11)
+    return pick_job_id(prefix, matches)
+
+
+def pick_job_id(prefix: str, matches: list[str]) -> str:
+    """The one match, else a message (none, or several: it lists them) and exit 2."""
     if len(matches) == 1:
         return matches[0]
     if not matches:

@@ -13,8 +13,10 @@ from sheaf.cli.common import (
     database,
     detached,
     load_settings,
+    pick_job_id,
     print_outcome,
     resolve_job_id,
+    say_data_dir,
 )
 from sheaf.cli.common import watch as watch_job
 
@@ -57,8 +59,22 @@ def list_jobs(limit: int = typer.Option(20), status: str | None = typer.Option(N
 @app.command()
 def show(job_id: str = JOB_ID) -> None:
     """One job as JSON."""
-    from sheaf.jobs import repository
+    from sheaf.cli import quick
     from sheaf.jobs.views import job_json
+
+    if (local := quick.sqlite_file()) is not None:  # the default database: no ORM needed
+        data_dir, path = local
+        say_data_dir(f"data dir {data_dir}")
+        if not path.exists():
+            with database(load_settings()):  # (says there is none, and exits)
+                pass
+        found = quick.jobs_starting(path, job_id.strip().lower())
+        full_id = pick_job_id(job_id, [j.id for j in found])
+        job_row = next(j for j in found if j.id == full_id)
+        typer.echo(json.dumps(job_json(job_row), indent=2))  # type: ignore[arg-type]
+        return
+
+    from sheaf.jobs import repository
 
     with database(load_settings()) as db:
         full_id = resolve_job_id(db, job_id)

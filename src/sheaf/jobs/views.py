@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sheaf.jobs.models import Job
+if TYPE_CHECKING:  # (not imported: `sheaf jobs show` formats plain rows with this too)
+    from sheaf.jobs.models import Job
 
 
 def job_json(job: Job) -> dict[str, Any]:
