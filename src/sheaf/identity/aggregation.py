@@ -170,7 +170,6 @@ def aggregate(
     _commit(db, settings, source, planned, generation, scheme,
             save_copy=kept_generation is None,
             learned=(schema_row, learned) if learned is not None else None, written=written)
-    progress(to_write, to_write, f"Applied {changes:,} account changes")
 
     counters = {
         "applications": source.name,

@@ -34,12 +34,17 @@ def load_accounts(ctx: JobContext) -> JobOutcome:
         )
     except AggregationRefused as refused:
         blobs.delete(payload["blob"])
+        ctx.clear_live_progress()
         raise JobFailed(refused.code, refused.message) from None
     except JobCancelled:
         blobs.delete(payload["blob"])
-        raise
-    finally:
         ctx.clear_live_progress()
+        raise
+    except BaseException:
+        # (a retry starts from its own numbers; after success the kept ones are the last
+        # word until the job's end is recorded, and ignored after it)
+        ctx.clear_live_progress()
+        raise
     # (any other error is retried, and the retry needs the file)
     blobs.delete(payload["blob"])
     messages = [{"level": "warning", "key": "aggregation_warning", "text": w}

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from contextlib import suppress
 from pathlib import Path
 
 from sheaf.jobs.models import Job
@@ -23,12 +25,25 @@ def _path(data_dir: Path, job_id: str) -> Path:
     return data_dir / "progress" / f"{job_id}.json"
 
 
+KEEP_SECONDS = 24 * 3600  # a finished job's file is ignored, then swept after this
+
+
 def write(data_dir: Path, job_id: str, current: int, total: int | None, message: str) -> None:
     path = _path(data_dir, job_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():  # a job's first write: sweep files of long-finished jobs
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _sweep(path.parent)
     partial = path.with_suffix(f".{os.getpid()}.tmp")
     partial.write_text(json.dumps({"current": current, "total": total, "message": message}))
     os.replace(partial, path)  # (readers see the old numbers or the new, never half)
+
+
+def _sweep(folder: Path) -> None:
+    cutoff = time.time() - KEEP_SECONDS
+    for old in folder.iterdir():
+        with suppress(OSError):  # (another process may sweep the same file)
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
 
 
 def clear(data_dir: Path, job_id: str) -> None:
