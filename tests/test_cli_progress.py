@@ -30,9 +30,11 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[int, int | None, str, bool]] = []
 
-    def __call__(self, current: int, total: int | None, message: str, *,
-                 in_transaction: bool = False) -> None:
-        self.calls.append((current, total, message, in_transaction))
+    def __call__(self, current: int, total: int | None, message: str) -> None:
+        self.calls.append((current, total, message, False))
+
+    def writing(self, current: int, total: int | None, message: str) -> None:
+        self.calls.append((current, total, message, True))  # (inside the transaction)
 
 
 def test_a_first_load_reports_rows_written_of_rows_to_write(
@@ -43,7 +45,7 @@ def test_a_first_load_reports_rows_written_of_rows_to_write(
     csv.write_text("id,name\n" + "".join(f"u{i},User {i}\n" for i in range(ROWS)))
     progress = Recorder()
     aggregate(runtime.db, runtime.settings, source["id"], csv, optimize=True,
-              progress=progress)
+              progress=progress, writing=progress.writing)
 
     messages = [m for _, _, m, _ in progress.calls]
     assert messages[0] == "Reading file"

@@ -143,6 +143,20 @@ SCHEMAS: dict[str, Any] = {
                                                 "additionalProperties": True}}}},
 }
 
+def _nullable_31(schema: Any) -> Any:
+    """OpenAPI 3.1 (what FastAPI writes) has no ``nullable``: null is a type."""
+    if isinstance(schema, list):
+        return [_nullable_31(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _nullable_31(v) for k, v in schema.items() if k != "nullable"}
+    if schema.get("nullable") and "type" in out:
+        out["type"] = [out["type"], "null"]
+    return out
+
+
+SCHEMAS = _nullable_31(SCHEMAS)
+
 SECURITY_SCHEMES = {
     "oauth2": {"type": "oauth2", "description": "Client credentials from "
                "`sheaf credentials create`.",
@@ -183,7 +197,9 @@ def _errors(path: str, method: str) -> dict[str, dict[str, Any]]:
     """The error responses an operation really gives, in its dialect's envelopes."""
     if path == "/oauth/token":
         return {"400": _json(_ref("OAuthError"), "grant_type is not client_credentials"),
-                "401": _json(_ref("OAuthError"), "Unknown client or wrong secret")}
+                "401": _json(_ref("OAuthError"), "Unknown client or wrong secret"),
+                "429": {**_json(_ref("OAuthError"), "Too many failed sign-ins"),
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}}}}}
     if path.startswith("/api/jobs"):
         native = _ref("NativeError")
         out = {"400": _json(native, "A bad parameter"),
@@ -230,11 +246,12 @@ _SUCCESS_SCHEMAS = [
 ]
 
 
-def _success_schema(path: str) -> dict[str, Any] | None:
+def _success_schema(path: str, method: str) -> dict[str, Any] | None:
     for pattern, name in _SUCCESS_SCHEMAS:
         if pattern.search(path):
-            if name.startswith("["):
-                return {"type": "array", "items": _ref(name[1:-1])}
+            if name.startswith("["):  # a collection: listed by GET, one made by POST
+                item = _ref(name[1:-1])
+                return {"type": "array", "items": item} if method == "get" else item
             return _ref(name)
     return None
 
@@ -302,11 +319,13 @@ def _fix(path: str, method: str, op: dict[str, Any]) -> None:
             "multipart/form-data": {"schema": _UPLOAD}}}
     if path == "/healthz":
         return
-    schema = _success_schema(path) if method in ("get", "post", "put", "patch") else None
+    schema = _success_schema(path, method) if method in ("get", "post", "put", "patch") else None
     for code, response in responses.items():
         if code.startswith("2") and schema is not None:
             content = response.setdefault("content", {}).setdefault("application/json", {})
             if "$ref" not in content.get("schema", {}):  # (FastAPI's: any object)
                 content["schema"] = schema
     for code, response in _errors(path, method).items():
-        responses.setdefault(code, response)
+        declared = responses.setdefault(code, response)
+        if "content" not in declared:  # (declared by the route, with words only)
+            declared.update({k: v for k, v in response.items() if k != "description"})

@@ -34,7 +34,7 @@ def _get(runtime: Runtime, job_id: str) -> Job:
 @router.get("")
 def list_jobs(
     status: str | None = Query(None), type: str | None = Query(None),
-    limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=2**63 - 1),
     runtime: Runtime = Depends(get_runtime),
 ) -> list[dict[str, Any]]:
     """Jobs, newest first, optionally by status and type."""

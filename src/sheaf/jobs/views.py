@@ -19,6 +19,8 @@ def job_json(job: Job) -> dict[str, Any]:
         "created_at": iso(job.created_at), "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at), "heartbeat_at": iso(job.heartbeat_at),
         "cancel_requested": job.cancel_requested_at is not None,
+        # what a job asked to stop ends as once its worker has stopped
+        "ending_as": job.end_status if job.status in ("queued", "running") else None,
         "progress": {"current": job.progress_current, "total": job.progress_total,
                      "message": job.progress_message},
         "error_code": job.error_code, "messages": job.messages, "counters": job.counters,
