@@ -159,6 +159,17 @@ def test_a_malformed_json_patch_is_a_400_naming_the_problem(
     assert client.get(f"/v3/sources/{source_id}", headers=auth).json() == before
 
 
+@pytest.mark.parametrize("path", [["completionStatus"], {"a": 1}, 5, None, "completionStatus"])
+def test_task_status_patch_paths_must_be_patchable_strings(
+        client: TestClient, auth: Headers, world: dict[str, Any], path: Any) -> None:
+    """A list as the path used to be looked up in a set: TypeError, 500."""
+    response = client.patch(f"/v2025/task-status/{world['task']['id']}", headers=auth,
+                            json=[{"op": "replace", "path": path, "value": "Error"}])
+    assert_error_dto(response, 400)
+    assert "cannot be changed; patchable: /completed, /completionStatus, /progress" in text(
+        response)
+
+
 @pytest.mark.parametrize("body", ["[" * 5000 + "]" * 5000, '{"a":' * 5000 + "1" + "}" * 5000,
                                   "[" * 40 + "]" * 40, '[{"op": "test", "path": "/x", '
                                   '"value": NaN}]'])
