@@ -9,11 +9,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sheaf import __version__
+from sheaf import __version__, openapi
 from sheaf.auth.accesslog import redact_access_log
 from sheaf.auth.endpoints import router as auth_router
 from sheaf.config import Settings
@@ -22,6 +23,7 @@ from sheaf.errors import BadRequest, RateLimited, SheafError, Unauthorized
 from sheaf.identity import jobs as _identity_jobs  # noqa: F401  (registers handlers)
 from sheaf.identity.api import router as identity_router
 from sheaf.jobs.endpoints import router as jobs_router
+from sheaf.jobs.presence import Presence
 from sheaf.kit.base import new_id
 from sheaf.migrate import upgrade
 from sheaf.runtime import Runtime
@@ -121,20 +123,36 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
             rt = make_runtime(settings)
         app.state.runtime = rt
         rt.executor.start()
+        # A server that runs jobs itself says so in the data directory, and picks up the
+        # jobs the CLI submits (see sheaf.jobs.presence).
+        presence = (Presence(rt.settings, rt.db, rt.executor.submit)
+                    if rt.settings.jobs.executor == "local" else None)
+        if presence is not None:
+            presence.start()
         try:
             yield
         finally:
+            if presence is not None:
+                presence.stop()
             if runtime is None:
                 rt.close()
 
-    app = FastAPI(title="sheaf", version=__version__, lifespan=lifespan,
-                  description="Self-hosted aggregation server (SailPoint-compatible identity "
-                              "account aggregation).")
+    # Swagger UI's script and styles come from the fastapi-offline package, not a CDN: the
+    # docs of an offline install must not be a blank page.
+    app = FastAPIOffline(title="sheaf", version=__version__, lifespan=lifespan,
+                         description=openapi.DESCRIPTION, redoc_url=None,
+                         static_url="/docs-assets", openapi_tags=openapi.TAGS,
+                         swagger_ui_parameters={"persistAuthorization": True})
     if runtime is not None:
         app.state.runtime = runtime
     _install_error_handlers(app)
 
-    @app.get("/healthz", tags=["meta"])
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        """A browser opening the server's address lands on the console."""
+        return RedirectResponse("/console/", status_code=307)
+
+    @app.get("/healthz", tags=["meta"], summary="Liveness")
     def healthz() -> dict[str, str]:
         """Liveness: the process serves HTTP."""
         return {"status": "ok", "version": __version__}
@@ -143,4 +161,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.include_router(jobs_router)
     app.include_router(identity_router)
     app.include_router(console_router)
+    openapi.install(app)
     return app

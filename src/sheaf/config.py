@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sheaf.kit.files import private_dir, write_private_text
@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     jobs: JobSettings = JobSettings()
     auth: AuthSettings = AuthSettings()
     identity: IdentitySettings = IdentitySettings()
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # Resolved once, here: a relative SHEAF_DATA_DIR must not name another directory
+        # (and so silently another database) when a later step runs from elsewhere.
+        return value.expanduser().resolve()
 
     @property
     def db_url(self) -> str:

@@ -63,7 +63,7 @@ class Runtime:
         warn_if_shared(settings.data_dir)
         db = Database(settings.db_url)
         executor = executor or make_executor(db, settings)
-        jobs = JobService(db, executor, settings.jobs.max_attempts)
+        jobs = JobService(db, executor, settings.jobs.max_attempts, settings.data_dir)
         return cls(settings, db, executor, jobs, BlobStore(settings.blob_dir), shared_limits)
 
     def close(self) -> None:

@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from sheaf.config import Settings
+from sheaf.cli.common import load_settings, port_taken
 
 
 def default_workers() -> int:
@@ -17,7 +17,7 @@ def default_workers() -> int:
 
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
-    port: int = typer.Option(8000, help="TCP port."),
+    port: int = typer.Option(8000, envvar="SHEAF_PORT", help="TCP port."),
     workers: int = typer.Option(
         default_workers(), min=1,
         help="API processes sharing the port (default: the core count). Jobs and their "
@@ -25,9 +25,10 @@ def serve(
     log_level: str = typer.Option("info"),
 ) -> None:
     """Run sheaf: the APIs, the console at /console and the embedded worker."""
-    settings = Settings()
-    typer.echo(f"sheaf: data in {settings.data_dir.resolve()}, database {settings.db_url}")
+    settings = load_settings()
+    if problem := port_taken(host, port):
+        raise typer.Exit(code=problem)
     typer.echo(f"sheaf: console at http://{host}:{port}/console/ , API docs at /docs")
-    from sheaf.serving import serve as run  # (the web stack: only for this command)
+    from sheaf.serving import serve as run  # (here: other commands must not pay for the web stack)
 
     run(settings, host, port, workers, log_level)
