@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sheaf.config import Settings
+from sheaf.finance import jobs as _finance_jobs  # noqa: F401  (registers handlers)
 from sheaf.identity import jobs as _identity_jobs  # noqa: F401  (registers handlers)
 from sheaf.jobs.models import Job
 from sheaf.jobs.states import TERMINAL, JobStatus
