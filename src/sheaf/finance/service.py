@@ -255,7 +255,10 @@ def aggregate(runtime: Runtime, client_id: str, member_guid: str, *,
             return Submitted(False, member.job_id)
         interval = runtime.settings.finance.min_interval_seconds
         last = member.successfully_aggregated_at
-        if (not resume and institution.connector != "sandbox" and last is not None
+        # (off for sandbox institutions, as on MX Bank, unless their config asks for it)
+        throttled = bool((institution.config or {}).get("throttled",
+                                                        institution.connector != "sandbox"))
+        if (not resume and throttled and last is not None
                 and utcnow() - last < timedelta(seconds=interval)):
             return Submitted(False, member.job_id)
     payload = {"member_guid": member_guid, "include_transactions": include_transactions,
