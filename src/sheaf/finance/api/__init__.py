@@ -6,10 +6,11 @@ import re
 
 from fastapi import APIRouter
 
-from sheaf.finance.api import platform
+from sheaf.finance.api import nexus, platform
 
 router = APIRouter()
 router.include_router(platform.router)
+router.include_router(nexus.router)
 
 # Paths answered in MX's error envelope: the Platform API's, Nexus', the SSO token's.
 _MX_PATHS = re.compile(
