@@ -146,7 +146,8 @@ def test_update_resume_and_pfm(client: TestClient, new_user: Callable[..., str],
     r = client.put(f"/members/{guid}/resume", headers=headers,
                    json={"challenges": [{"guid": challenge, "value": "correct"}]})
     assert r.status_code == 200 and r.json()["member"]["connection_status"] == "CONNECTED"
-    r = client.put(f"/members/{guid}", headers=headers, json={"member": {"use_cases": ["MONEY_MOVEMENT"]}})
+    r = client.put(f"/members/{guid}", headers=headers,
+                   json={"member": {"use_cases": ["MONEY_MOVEMENT"]}})
     assert r.status_code == 200
     refused = client.post(f"/members/{guid}/aggregate", headers=headers)
     assert refused.status_code == 403 and "PFM" in refused.json()["error"]["message"]
