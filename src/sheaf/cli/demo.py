@@ -1,4 +1,4 @@
-"""`sheaf demo`: demo sources, their files aggregated, and a credential to try the API."""
+"""`sheaf demo`: demo sources and an MX Bank member, aggregated, and credentials to try the APIs."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from importlib import resources
 
 from sqlalchemy import select
 
-from sheaf.auth import credentials
+from sheaf.auth import credentials, mx
 from sheaf.cli.common import console, print_outcome, runtime, watch
+from sheaf.finance import service as finance
 from sheaf.identity import service
 from sheaf.identity.models import Source
 from sheaf.runtime import Runtime
@@ -38,7 +39,8 @@ def _source(rt: Runtime, name: str, authoritative: bool, description: str) -> tu
 
 
 def demo() -> None:
-    """Create demo sources (HR, Badge System), aggregate their files, print what was made."""
+    """Create demo sources (HR, Badge System) and an MX Bank member, aggregate them, print
+    what was made and the credentials to use."""
     made = []
     with runtime(start_executor=True) as rt:
         for name, filename, authoritative, description, multi in SOURCES:
@@ -59,9 +61,34 @@ def demo() -> None:
         with rt.db.write() as session:
             credential, secret = credentials.create(session, "demo-client", ["ORG_ADMIN"])
             client_id = credential.client_id
+        finance = _finance(rt)
+    console.print("\nAn MX Platform API client (HTTP Basic client_id:api_key; shown once), "
+                  "its user and its MX Bank member:")
+    print(json.dumps(finance))
     console.print("\nA client credential to try the API with (shown once):")
     print(json.dumps({"client_id": client_id, "client_secret": secret}))
     print(json.dumps(made))
+
+
+def _finance(rt: Runtime) -> dict[str, str]:
+    """An MX client, a user and an mxbank member (mxuser / password), aggregated."""
+    with rt.db.write() as session:
+        client, api_key = mx.create_client(session, "demo-mx-client")
+        user = finance.create_user(session, client.client_id, {"email": "demo@example.com"})
+        fields = {c["field_name"]: c["guid"] for c in
+                  finance.get_institution(session, "mxbank").credentials}
+        member = finance.create_member(session, rt, user, {
+            "institution_code": "mxbank",
+            "credentials": [{"guid": fields["username"], "value": "mxuser"},
+                            {"guid": fields["password"], "value": "password"}]})
+        made = {"client_id": client.client_id, "api_key": api_key, "user_guid": user.guid,
+                "member_guid": member.guid}
+    submitted = finance.aggregate(rt, client.client_id, made["member_guid"])
+    if submitted.job_id:
+        job = watch(rt, submitted.job_id)
+        print_outcome(job)
+    console.print(f"member [bold]{made['member_guid']}[/] at MX Bank (username mxuser)")
+    return made
 
 
 def _mark_multi(rt: Runtime, source_id: str, filename: str, multi: set[str]) -> None:
