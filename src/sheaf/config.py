@@ -55,8 +55,8 @@ class FinanceSettings(BaseModel):
     # Nexus: a one-time API token, then a session that lasts this long from its last use.
     api_token_ttl_seconds: float = Field(default=600, gt=0)
     session_ttl_seconds: float = Field(default=1800, gt=0)
-    # OFX Direct Connect: seconds to wait for an institution's server.
-    ofx_timeout_seconds: float = Field(default=30, gt=0)
+    # largest OFX / QFX statement file accepted for upload
+    max_statement_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
 
 
 class Settings(BaseSettings):

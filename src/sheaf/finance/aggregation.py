@@ -17,10 +17,17 @@ from typing import Any
 from sqlalchemy import delete, insert, update
 from sqlalchemy.orm import Session
 
+from sheaf.blobs import BlobStore
 from sheaf.config import Settings
 from sheaf.db import Database
 from sheaf.finance import repository, vault
-from sheaf.finance.connectors import ConnectorError, Login, Snapshot, connector_for
+from sheaf.finance.connectors import (
+    NO_CREDENTIALS,
+    ConnectorError,
+    Login,
+    Snapshot,
+    connector_for,
+)
 from sheaf.finance.connectors.base import MemberContext
 from sheaf.finance.engine import KindDiff, diff, drop_posted_twins
 from sheaf.finance.ids import new_guid, new_guids
@@ -83,9 +90,13 @@ def aggregate(run: Run, payload: dict[str, Any], progress: Progress) -> JobOutco
     if member is None or institution is None:
         raise JobFailed("member_not_found", f"Member {member_guid} no longer exists")
     name = institution.name
-    if member.credentials is None:
+    if member.credentials is None and institution.connector not in NO_CREDENTIALS:
         raise JobFailed("no_credentials", f"Member {member_guid} has no credentials")
-    credentials = vault.unseal(run.settings.data_dir, member.credentials)
+    credentials = vault.unseal(run.settings.data_dir, member.credentials) \
+        if member.credentials else {}
+    config = dict(institution.config or {})
+    if payload.get("blob"):
+        config["statement"] = str(BlobStore(run.settings.blob_dir).path(str(payload["blob"])))
 
     start = {"aggregated_at": utcnow(), "is_authenticated": False,
              "has_processed_accounts": False, "has_processed_transactions": False}
@@ -94,7 +105,7 @@ def aggregate(run: Run, payload: dict[str, Any], progress: Progress) -> JobOutco
                      connection_status_message=message_for("RESUMED", name))
     run.member_update(member_guid, **start)
     progress(0, 4, "Logging in")
-    connector = connector_for(institution.connector, dict(institution.config or {}))
+    connector = connector_for(institution.connector, config)
     try:
         login = connector.login(credentials, answers)
         if login.status == "CHALLENGED":

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+from sheaf.blobs import BlobStore
 from sheaf.jobs.context import JobContext
+from sheaf.jobs.errors import JobCancelled, JobFailed
 from sheaf.jobs.registry import JobOutcome, job_handler
 
 AGGREGATE = "finance.aggregate_member"
@@ -17,5 +19,18 @@ def aggregate_member(ctx: JobContext) -> JobOutcome:
     def progress(current: int, total: int | None, message: str) -> None:
         ctx.progress(current, total, message, force=True)
 
-    return aggregate(Run(ctx.db, ctx.settings, ctx.job_id, ctx.worker_id), ctx.payload,
-                     progress)
+    blob = ctx.payload.get("blob")
+    try:
+        outcome = aggregate(Run(ctx.db, ctx.settings, ctx.job_id, ctx.worker_id), ctx.payload,
+                            progress)
+    except (JobFailed, JobCancelled):
+        _drop(ctx, blob)
+        raise
+    # (any other error is retried, and the retry needs the uploaded file)
+    _drop(ctx, blob)
+    return outcome
+
+
+def _drop(ctx: JobContext, blob: object) -> None:
+    if blob:
+        BlobStore(ctx.settings.blob_dir).delete(str(blob))

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from sheaf.errors import BadRequest, Conflict, Forbidden, NotFound
 from sheaf.finance import repository, vault
+from sheaf.finance.connectors import NO_CREDENTIALS
 from sheaf.finance.errors import MethodNotAllowed, Unprocessable
 from sheaf.finance.ids import new_guid
 from sheaf.finance.jobs import AGGREGATE
@@ -147,7 +148,9 @@ def create_member(session: Session, runtime: Runtime, user: FinUser,
     institution = repository.institution(session, code)
     if institution is None:
         raise Unprocessable(f"Institution {code} was not found; list them at /institutions")
-    values = _credential_values(institution, fields.get("credentials"))
+    manual = institution.connector in NO_CREDENTIALS
+    values = _credential_values(institution, fields.get("credentials") or []) if manual \
+        else _credential_values(institution, fields.get("credentials"))
     missing = [c["field_name"] for c in institution.credentials
                if c["field_name"] not in values]
     if missing:
@@ -161,10 +164,10 @@ def create_member(session: Session, runtime: Runtime, user: FinUser,
     member = Member(
         guid=new_guid("MBR"), user_guid=user.guid, institution_code=code, id=ident,
         name=institution.name, metadata_=fields.get("metadata"),
-        credentials=vault.seal(runtime.settings.data_dir, values),
+        credentials=None if manual else vault.seal(runtime.settings.data_dir, values),
         use_cases=_use_cases(fields.get("use_cases")),
         background_aggregation_is_disabled=bool(fields.get("background_aggregation_is_disabled")),
-        is_oauth=bool(fields.get("is_oauth")), is_manual=False,
+        is_oauth=bool(fields.get("is_oauth")), is_manual=manual,
         connection_status="CREATED",
         connection_status_message=message_for("CREATED", institution.name),
         generation=0, revision=1, created_at=now, updated_at=now)
@@ -238,8 +241,25 @@ def being_aggregated(session: Session, member_guids: list[str]) -> set[str]:
 
 def aggregate(runtime: Runtime, client_id: str, member_guid: str, *,
               include_transactions: bool = True, include_holdings: bool = True,
-              resume: bool = False, pfm_required: bool = True) -> Submitted:
-    """Start an aggregation unless one is running or the last success is too recent."""
+              resume: bool = False, pfm_required: bool = True,
+              blob: str | None = None) -> Submitted:
+    """Start an aggregation unless one is running or the last success is too recent.
+
+    A statement-file member aggregates an uploaded file (``blob``, which belongs to the
+    job from here on, or is deleted when no job starts)."""
+    try:
+        return _aggregate(runtime, client_id, member_guid, blob=blob, resume=resume,
+                          pfm_required=pfm_required, include_holdings=include_holdings,
+                          include_transactions=include_transactions)
+    except BaseException:
+        if blob:
+            runtime.blobs.delete(blob)
+        raise
+
+
+def _aggregate(runtime: Runtime, client_id: str, member_guid: str, *,
+               include_transactions: bool, include_holdings: bool, resume: bool,
+               pfm_required: bool, blob: str | None) -> Submitted:
     with runtime.db.write() as session:
         member = session.get(Member, member_guid)
         if member is None:
@@ -251,22 +271,32 @@ def aggregate(runtime: Runtime, client_id: str, member_guid: str, *,
         if member.connection_status == "CHALLENGED" and effective_status(member) == "EXPIRED":
             member.connection_status = "EXPIRED"
             member.connection_status_message = message_for("EXPIRED", institution.name)
+        if institution.connector in NO_CREDENTIALS and blob is None:
+            raise BadRequest(f"Member {member_guid} aggregates uploaded statement files: POST "
+                             "one to .../statement_file")
         if being_aggregated(session, [member_guid]):
+            if blob:
+                runtime.blobs.delete(blob)
             return Submitted(False, member.job_id)
         interval = runtime.settings.finance.min_interval_seconds
         last = member.successfully_aggregated_at
         # (off for sandbox institutions, as on MX Bank, unless their config asks for it)
-        throttled = bool((institution.config or {}).get("throttled",
-                                                        institution.connector != "sandbox"))
+        throttled = bool((institution.config or {}).get(
+            "throttled", institution.connector not in {"sandbox", *NO_CREDENTIALS}))
         if (not resume and throttled and last is not None
                 and utcnow() - last < timedelta(seconds=interval)):
             return Submitted(False, member.job_id)
-    payload = {"member_guid": member_guid, "include_transactions": include_transactions,
-               "include_holdings": include_holdings, "resume": resume}
+    payload: dict[str, Any] = {
+        "member_guid": member_guid, "include_transactions": include_transactions,
+        "include_holdings": include_holdings, "resume": resume}
+    if blob:
+        payload["blob"] = blob
     try:
         job = runtime.jobs.submit(AGGREGATE, payload, lock_key=lock_key(member_guid),
                                   subject_id=member_guid, launcher=client_id, total=4)
     except LockHeld:
+        if blob:
+            runtime.blobs.delete(blob)
         return Submitted(False, None)
     with runtime.db.write() as session:
         session.execute(update(Member).where(Member.guid == member_guid)

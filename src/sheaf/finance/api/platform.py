@@ -6,14 +6,16 @@ members and data. Endpoints are thin: the rules are in ``finance.service``.
 
 from __future__ import annotations
 
+from io import BytesIO
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from sheaf.errors import BadRequest
+from sheaf.errors import BadRequest, PayloadTooLarge
 from sheaf.finance import repository, service
 from sheaf.finance.api import wire
 from sheaf.finance.api.deps import (
@@ -179,6 +181,7 @@ async def create_member(user_guid: str, request: Request, runtime: Runtime = Dep
         user = service.get_user(session, client_id, user_guid)
         member = service.create_member(session, runtime, user, fields)
         guid = member.guid
+        skip = skip or member.is_manual  # (a statement-file member waits for its file)
     if not skip:
         service.aggregate(runtime, client_id, guid)
     return PlatformJSON(_read_member(runtime, client_id, user_guid, guid),
@@ -416,3 +419,40 @@ def list_legacy_holdings_by_member(user_guid: str, member_guid: str, request: Re
                                    client_id: str = Depends(mx_client)) -> PlatformJSON:
     """A member's holdings in the older shape (SDKs up to 1.9.0)."""
     return _holdings(runtime, request, client_id, user_guid, member_guid, "holdings")
+
+
+@router.post("/users/{user_guid}/members/{member_guid}/statement_file", status_code=202)
+async def upload_statement_file(user_guid: str, member_guid: str, request: Request,
+                                runtime: Runtime = Depends(get_runtime),
+                                client_id: str = Depends(mx_client)) -> PlatformJSON:
+    """(sheaf) Aggregate an OFX / QFX statement file into a member of the
+    ``statement_file`` institution: the body is the file, or a multipart ``file`` part.
+    The file is the member's whole current view: records it lacks are removed."""
+    with runtime.db.read() as session:
+        service.get_member(session, service.get_user(session, client_id, user_guid),
+                           member_guid)
+    data = await _statement_bytes(request, runtime.settings.finance.max_statement_bytes)
+    blob, _ = await run_in_threadpool(runtime.blobs.put_stream, BytesIO(data), len(data) + 1)
+    await run_in_threadpool(service.aggregate, runtime, client_id, member_guid, blob=blob)
+    return PlatformJSON(await run_in_threadpool(_read_member, runtime, client_id, user_guid,
+                                                member_guid), status_code=202)
+
+
+async def _statement_bytes(request: Request, limit: int) -> bytes:
+    if int(request.headers.get("content-length") or 0) > limit:
+        raise PayloadTooLarge(f"A statement file may be at most {limit} bytes "
+                              "(SHEAF_FINANCE__MAX_STATEMENT_BYTES)")
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form = await request.form(max_part_size=limit)
+        part = form.get("file")
+        if part is None or isinstance(part, str):
+            raise BadRequest("The multipart body has no file part named 'file'")
+        data = await part.read()
+    else:
+        data = await request.body()
+    if not data.strip():
+        raise BadRequest("The statement file is empty")
+    if len(data) > limit:
+        raise PayloadTooLarge(f"A statement file may be at most {limit} bytes "
+                              "(SHEAF_FINANCE__MAX_STATEMENT_BYTES)")
+    return data

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from sheaf.finance.connectors.base import Connector, ConnectorError, Login, Snapshot
+from sheaf.finance.connectors.ofx import OfxConnector, StatementFileConnector
 from sheaf.finance.connectors.sandbox import SandboxConnector
 
-CONNECTORS: dict[str, type[Connector]] = {"sandbox": SandboxConnector}
+# an institution's ``connector`` names one of these
+CONNECTORS: dict[str, type[Connector]] = {
+    "sandbox": SandboxConnector,
+    "ofx": OfxConnector,
+    "file": StatementFileConnector,
+}
+# connectors whose members have no institution credentials
+NO_CREDENTIALS = frozenset({"file"})
 
 
 def connector_for(name: str, config: dict[str, object]) -> Connector:
@@ -15,4 +23,5 @@ def connector_for(name: str, config: dict[str, object]) -> Connector:
         raise ConnectorError("FAILED", f"No connector named {name!r}") from None
 
 
-__all__ = ["CONNECTORS", "Connector", "ConnectorError", "Login", "Snapshot", "connector_for"]
+__all__ = ["CONNECTORS", "NO_CREDENTIALS", "Connector", "ConnectorError", "Login", "Snapshot",
+           "connector_for"]

@@ -199,6 +199,11 @@ def upgrade() -> None:
             {'guid': 'CRD-e3d7ea81-aac7-05e5-fbdd-af2f6b4e0d4e', 'field_name': 'password',
              'label': 'Password', 'type': 'PASSWORD', 'field_type': 'PASSWORD',
              'display_order': 1}],
+    }, {
+        # members whose data comes from uploaded OFX / QFX statement files
+        'code': 'statement_file', 'guid': 'INS-7d0e5b9a-3c4f-4e1a-9b6d-2f8a1c5e7d30',
+        'name': 'Statement file (OFX / QFX)', 'connector': 'file', 'config': {},
+        'url': None, 'created_at': datetime.now(UTC), 'credentials': [],
     }])
 
 
