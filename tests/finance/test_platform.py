@@ -383,6 +383,16 @@ def test_member_bad_input(client: TestClient, mx_auth: dict[str, str],
         assert word in r.json()["error"]["message"], r.text
     assert client.post("/users/USR-nope/members", json=cases[0][0], headers=mx_auth
                        ).status_code == 404
+    # (found by the fuzz: a string where a boolean belongs was a 500 on update)
+    member = client.post(f"/users/{user}/members", headers=mx_auth, json={"member": {
+        "institution_code": "mxbank", "credentials": credentials("x"),
+        "skip_aggregation": True}}).json()["member"]["guid"]
+    for fields in ({"background_aggregation_is_disabled": "AAA"}, {"metadata": 5},
+                   {"id": []}, {"skip_aggregation": "yes"}, {"use_cases": [[1]]},
+                   {"credentials": [{"guid": 1, "value": "x"}]}):
+        r = client.put(f"/users/{user}/members/{member}", headers=mx_auth,
+                       json={"member": fields})
+        assert r.status_code == 400, (fields, r.text)
     assert client.get(f"/users/{user}/members/MBR-nope", headers=mx_auth).status_code == 404
     assert client.put(f"/users/{user}/members/MBR-nope/resume", json={}, headers=mx_auth
                       ).status_code in (400, 404)

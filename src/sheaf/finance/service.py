@@ -132,16 +132,31 @@ def _credential_values(institution: Institution, given: Any) -> dict[str, str]:
     return values
 
 
+_STRINGS = ("id", "metadata", "institution_code")
+_BOOLEANS = ("skip_aggregation", "background_aggregation_is_disabled", "is_oauth")
+
+
+def _check_types(fields: dict[str, Any]) -> None:
+    for key in _STRINGS:
+        if fields.get(key) is not None and not isinstance(fields[key], str):
+            raise BadRequest(f"member.{key} must be a string")
+    for key in _BOOLEANS:
+        if fields.get(key) is not None and not isinstance(fields[key], bool):
+            raise BadRequest(f"member.{key} must be true or false")
+
+
 def _use_cases(value: Any) -> list[str] | None:
     if value is None:
         return None
-    if not isinstance(value, list) or not all(v in USE_CASES for v in value):
+    if not isinstance(value, list) or not all(isinstance(v, str) and v in USE_CASES
+                                              for v in value):
         raise BadRequest(f"use_cases must be a list of {', '.join(sorted(USE_CASES))}")
     return list(value)
 
 
 def create_member(session: Session, runtime: Runtime, user: FinUser,
                   fields: dict[str, Any]) -> Member:
+    _check_types(fields)
     code = fields.get("institution_code")
     if not isinstance(code, str) or not code:
         raise BadRequest("member.institution_code is required")
@@ -179,6 +194,7 @@ def create_member(session: Session, runtime: Runtime, user: FinUser,
 def update_member(session: Session, runtime: Runtime, member: Member,
                   fields: dict[str, Any]) -> bool:
     """Apply an update; True when new credentials call for an aggregation."""
+    _check_types(fields)
     institution = get_institution(session, member.institution_code)
     renewed = False
     if "credentials" in fields and fields["credentials"] is not None:

@@ -150,7 +150,6 @@ async def _aggregate(request: Request, runtime: Runtime, who: NexusUser,
     return await run_in_threadpool(_view, runtime, who, guids)
 
 
-@router.api_route("/members/aggregate", methods=["GET", "POST"])
 async def aggregate_all(request: Request, runtime: Runtime = Depends(get_runtime),
                         who: NexusUser = Depends(session_user)) -> NexusJSON:
     """Aggregate every member of the session user."""
@@ -158,15 +157,6 @@ async def aggregate_all(request: Request, runtime: Runtime = Depends(get_runtime
     return NexusJSON({"members": await _aggregate(request, runtime, who, guids, every=True)})
 
 
-@router.get("/members/{member_guid}")
-def read_member(member_guid: str, runtime: Runtime = Depends(get_runtime),
-                who: NexusUser = Depends(session_user)) -> NexusJSON:
-    """One member: connection_status and connection_status_id, is_being_aggregated."""
-    return NexusJSON({"member": _view(runtime, who, [member_guid])[0]})
-
-
-@router.api_route("/members/{member_guid}/aggregate", methods=["GET", "POST"])
-@router.api_route("/members/{member_guid}/refresh", methods=["GET", "POST"])
 async def aggregate_member(member_guid: str, request: Request,
                            runtime: Runtime = Depends(get_runtime),
                            who: NexusUser = Depends(session_user)) -> NexusJSON:
@@ -175,6 +165,24 @@ async def aggregate_member(member_guid: str, request: Request,
     use_cases lack PFM answers 403."""
     await run_in_threadpool(_view, runtime, who, [member_guid])  # 404 before anything else
     return NexusJSON({"member": (await _aggregate(request, runtime, who, [member_guid]))[0]})
+
+
+# GET and POST each, under their own operation ids (/members/aggregate before
+# /members/{member_guid}, which would take it otherwise)
+for _method in ("GET", "POST"):
+    router.add_api_route("/members/aggregate", aggregate_all, methods=[_method],
+                         operation_id=f"aggregate_all_members_{_method.lower()}")
+    for _verb in ("aggregate", "refresh"):
+        router.add_api_route(f"/members/{{member_guid}}/{_verb}", aggregate_member,
+                             methods=[_method],
+                             operation_id=f"{_verb}_member_nexus_{_method.lower()}")
+
+
+@router.get("/members/{member_guid}")
+def read_member(member_guid: str, runtime: Runtime = Depends(get_runtime),
+                who: NexusUser = Depends(session_user)) -> NexusJSON:
+    """One member: connection_status and connection_status_id, is_being_aggregated."""
+    return NexusJSON({"member": _view(runtime, who, [member_guid])[0]})
 
 
 @router.put("/members/{member_guid}")
