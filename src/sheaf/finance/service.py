@@ -255,6 +255,11 @@ def being_aggregated(session: Session, member_guids: list[str]) -> set[str]:
     return {keys[k] for k in rows.scalars() if k in keys}
 
 
+def being_aggregated_now(runtime: Runtime, member_guid: str) -> bool:
+    with runtime.db.read() as session:
+        return bool(being_aggregated(session, [member_guid]))
+
+
 def aggregate(runtime: Runtime, client_id: str, member_guid: str, *,
               include_transactions: bool = True, include_holdings: bool = True,
               resume: bool = False, pfm_required: bool = True,
