@@ -53,3 +53,17 @@ def test_finance_members_and_aggregate(cli: CliRunner, client: TestClient, runti
     assert "CONNECTED" in cli.invoke(app, ["finance", "members", "--user", user]).output
     missing = cli.invoke(app, ["finance", "aggregate", "MBR-nope"])
     assert missing.exit_code == 2 and "not found" in missing.output
+
+
+def test_institutions_add_and_list(cli: CliRunner) -> None:
+    added = cli.invoke(app, ["finance", "institutions", "add", "mybank", "My Bank",
+                             "--connector", "ofx", "--config",
+                             '{"url": "https://ofx.example/", "accounts": []}'])
+    assert added.exit_code == 0, added.output
+    listed = cli.invoke(app, ["finance", "institutions", "list"])
+    assert "mybank" in listed.output and "mxbank" in listed.output and "ofx" in listed.output
+    again = cli.invoke(app, ["finance", "institutions", "add", "mybank", "x"])
+    assert again.exit_code == 2 and "already exists" in again.output
+    for bad in (["--connector", "nope"], ["--config", "{"], ["--config", "[]"]):
+        assert cli.invoke(app, ["finance", "institutions", "add", "b2", "x", *bad]
+                          ).exit_code == 2

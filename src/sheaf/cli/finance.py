@@ -1,6 +1,8 @@
-"""`sheaf finance members`, `sheaf finance aggregate MEMBER`."""
+"""`sheaf finance members`, `sheaf finance aggregate MEMBER`, `sheaf finance institutions`."""
 
 from __future__ import annotations
+
+import json
 
 import typer
 from rich.table import Table
@@ -9,7 +11,8 @@ from sqlalchemy import select
 from sheaf.cli.common import console, print_outcome, runtime, watch
 from sheaf.errors import SheafError
 from sheaf.finance import service
-from sheaf.finance.models import Member
+from sheaf.finance.connectors import CONNECTORS
+from sheaf.finance.models import Institution, Member
 from sheaf.jobs.service import active_holder
 
 app = typer.Typer(no_args_is_help=True, help="Finance: members and their aggregations.")
@@ -65,3 +68,47 @@ def aggregate(
             if found is not None:
                 console.print(f"member {member}: [bold]{service.effective_status(found)}[/] "
                               f"{found.connection_status_message or ''}")
+
+
+institutions = typer.Typer(no_args_is_help=True, help="Institutions members connect to.")
+app.add_typer(institutions, name="institutions")
+
+
+@institutions.command("add")
+def add_institution(
+    code: str = typer.Argument(..., help="The institution code members are created with."),
+    name: str = typer.Argument(...),
+    connector: str = typer.Option("sandbox", "--connector", "-c",
+                                  help=f"One of {', '.join(CONNECTORS)}."),
+    config: str = typer.Option("{}", "--config",
+                               help="JSON settings: ofx {url, org, fid, bank_id, broker_id, "
+                                    "accounts}; sandbox {transactions_per_account, holdings, "
+                                    "pending, latency_seconds, change_every}."),
+    url: str = typer.Option(None, "--url", help="The institution's web site."),
+) -> None:
+    """Add an institution (its credentials are a username and a password)."""
+    if connector not in CONNECTORS:
+        raise typer.BadParameter(f"one of {', '.join(CONNECTORS)}", param_hint="--connector")
+    try:
+        settings = json.loads(config)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint="--config") from None
+    if not isinstance(settings, dict):
+        raise typer.BadParameter("must be a JSON object", param_hint="--config")
+    with runtime() as rt, rt.db.write() as session:
+        if session.get(Institution, code) is not None:
+            console.print(f"[red]Institution {code} already exists[/]")
+            raise typer.Exit(2)
+        made = service.create_institution(session, code, name, connector, settings, url)
+        console.print(f"institution [bold]{made.code}[/] {made.guid} ({connector})")
+
+
+@institutions.command("list")
+def list_institutions() -> None:
+    """Institutions with their connectors."""
+    with runtime() as rt, rt.db.read() as session:
+        rows = list(session.execute(select(Institution).order_by(Institution.code)).scalars())
+    table = Table("code", "name", "connector", "guid")
+    for i in rows:
+        table.add_row(i.code, i.name, i.connector, i.guid)
+    console.print(table)
