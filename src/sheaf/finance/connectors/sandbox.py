@@ -15,8 +15,8 @@ are there instead, with a new set of pending ones: MX's delete-and-replace.
 
 Config (institution ``config``): ``transactions_per_account``, ``holdings``, ``pending``,
 ``latency_seconds`` (sleeps before answering, for tests and benchmarks), ``change_every``
-(every Nth transaction's amount moves by a cent per generation: a partly changed
-re-aggregation, for benchmarks).
+(every Nth transaction's amount moves by a cent per generation, from generation
+``change_from_generation`` on: a partly changed re-aggregation, for benchmarks).
 """
 
 from __future__ import annotations
@@ -98,13 +98,14 @@ class SandboxConnector:
                       ) -> list[dict[str, Any]]:
         rng = random.Random(f"{member.guid}:{account}")
         change_every = int(self.config.get("change_every") or 0)
+        change_from = int(self.config.get("change_from_generation") or 0)
         start = member.created_on - timedelta(days=HISTORY_DAYS)
         out = []
         for k in range(count):
             day = start + timedelta(days=(k * HISTORY_DAYS) // max(count, 1))
             merchant = rng.choice(_MERCHANTS)
             amount = rng.randint(100, 25000) / 100
-            if change_every and k % change_every == 0:
+            if change_every and k % change_every == 0 and member.generation >= change_from:
                 amount += member.generation / 100
             out.append(_transaction(f"{account}-t{k}", account, day, merchant, amount,
                                     "POSTED", rng))
