@@ -281,7 +281,8 @@ def aggregate(runtime: Runtime, client_id: str, member_guid: str, *,
 def _aggregate(runtime: Runtime, client_id: str, member_guid: str, *,
                include_transactions: bool, include_holdings: bool, resume: bool,
                pfm_required: bool, blob: str | None) -> Submitted:
-    with runtime.db.write() as session:
+    # (a read: "already running" must not queue behind an aggregation's write on SQLite)
+    with runtime.db.read() as session:
         member = session.get(Member, member_guid)
         if member is None:
             raise NotFound(f"Member {member_guid} was not found")
@@ -290,8 +291,7 @@ def _aggregate(runtime: Runtime, client_id: str, member_guid: str, *,
             raise Forbidden(f"Member {member_guid}'s use_cases do not include PFM, which "
                             "aggregation needs")
         if member.connection_status == "CHALLENGED" and effective_status(member) == "EXPIRED":
-            member.connection_status = "EXPIRED"
-            member.connection_status_message = message_for("EXPIRED", institution.name)
+            _expire(runtime, member_guid, institution.name)
         if institution.connector in NO_CREDENTIALS and blob is None:
             raise BadRequest(f"Member {member_guid} aggregates uploaded statement files: POST "
                              "one to .../statement_file")
@@ -323,6 +323,16 @@ def _aggregate(runtime: Runtime, client_id: str, member_guid: str, *,
         session.execute(update(Member).where(Member.guid == member_guid)
                         .values(job_id=job.id).execution_options(synchronize_session=False))
     return Submitted(True, job.id)
+
+
+def _expire(runtime: Runtime, member_guid: str, institution: str) -> None:
+    """Write down that a challenge went unanswered past its deadline."""
+    with runtime.db.write() as session:
+        session.execute(update(Member).where(Member.guid == member_guid,
+                                             Member.connection_status == "CHALLENGED")
+                        .values(connection_status="EXPIRED",
+                                connection_status_message=message_for("EXPIRED", institution),
+                                updated_at=utcnow()))
 
 
 def resume(runtime: Runtime, client_id: str, user: FinUser, member_guid: str,
