@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from io import BytesIO
@@ -156,6 +157,19 @@ def _transaction(trn: Any, acctid: str, currency: Any) -> dict[str, Any]:
             "posted_at": f"{day}T00:00:00Z"}
 
 
+class _Client(OFXClient):
+    """ofxtools' client, posting with urllib whatever is installed: ofxtools switches to
+    ``requests`` when it is importable, which hands back an HTTP 500's error page as if it
+    were the OFX answer. Here an HTTP error raises."""
+
+    def post_request(self, url: str, serialized_request: bytes, timeout: float | None
+                     ) -> bytes:
+        request = urllib.request.Request(url, method="POST", data=serialized_request,
+                                         headers=self.http_headers)
+        with urllib.request.urlopen(request, timeout=timeout or 30.0) as response:
+            return bytes(response.read())
+
+
 class OfxConnector:
     """OFX Direct Connect: one statement request for every configured account."""
 
@@ -179,7 +193,9 @@ class OfxConnector:
         cfg = self.config
         if not cfg.get("url") or not cfg.get("accounts"):
             raise ConnectorError("FAILED", "The institution has no OFX url or accounts set")
-        client = OFXClient(str(cfg["url"]), userid=credentials.get("username"),
+        if not str(cfg["url"]).lower().startswith(("https://", "http://")):
+            raise ConnectorError("FAILED", "The institution's OFX url must be http(s)")
+        client = _Client(str(cfg["url"]), userid=credentials.get("username"),
                            org=cfg.get("org"), fid=cfg.get("fid"),
                            version=int(cfg.get("version", 102)), bankid=cfg.get("bank_id"),
                            brokerid=cfg.get("broker_id"))
