@@ -1,7 +1,8 @@
 """A loopback OFX Direct Connect server for tests: real HTTP, real OFX 1.02 documents.
 
 ``/ofx`` answers a bank, a credit-card and an investment statement (sign-on refused, OFX
-15500, for the password ``wrong``); ``/malformed`` a broken document; ``/slow`` waits
+15500, for the password ``wrong``; locked out, 15502, for ``lock-me-out``);
+``/malformed`` a broken document; ``/slow`` waits
 ``slow_seconds`` before answering; ``/error`` answers HTTP 500.
 """
 
@@ -93,8 +94,9 @@ def ofx_bank() -> Iterator[Bank]:
                 answer = HEADER + "<OFX><SIGNONMSGSRSV1><SONRS><STATUS><CODE>0</OFX"
             else:
                 password = re.search(r"<USERPASS>([^<\r\n]+)", body)
-                wrong = password is not None and password.group(1) == "wrong"
-                answer = document(bank.checking, 15500 if wrong else 0)
+                given = password.group(1) if password else ""
+                code = {"wrong": 15500, "lock-me-out": 15502}.get(given, 0)
+                answer = document(bank.checking, code)
             data = answer.encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/x-ofx")

@@ -100,6 +100,7 @@ def test_direct_connect_gathers_bank_card_and_investment_statements(
 
 @pytest.mark.parametrize("path,password,status,words", [
     ("ofx", "wrong", "DENIED", "15500"),
+    ("ofx", "lock-me-out", "LOCKED", "15502"),
     ("malformed", "pw", "FAILED", "could not be read"),
     ("slow", "pw", "DEGRADED", "did not answer"),
     ("error", "pw", "DEGRADED", "HTTP 500"),

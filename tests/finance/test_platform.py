@@ -250,7 +250,8 @@ def _challenged(client: TestClient, auth: dict[str, str], user: str,
 
 
 def test_text_challenge_answered_correctly_connects(
-        client: TestClient, mx_auth: dict[str, str], new_user: Callable[..., str],
+        client: TestClient, mx_auth: dict[str, str], runtime: Runtime,
+        new_user: Callable[..., str],
         new_member: Callable[..., dict[str, Any]]) -> None:
     user = new_user()
     guid = _challenged(client, mx_auth, user, new_member, "challenge")
@@ -259,9 +260,13 @@ def test_text_challenge_answered_correctly_connects(
     assert challenge["type"] == "TEXT" and challenge["guid"].startswith("CRD-")
     assert client.get(f"/users/{user}/members/{guid}/accounts", headers=mx_auth
                       ).json()["accounts"] == []
+    runtime.executor.paused = True  # type: ignore[attr-defined]
     r = client.put(f"/users/{user}/members/{guid}/resume", headers=mx_auth, json={
         "member": {"challenges": [{"guid": challenge["guid"], "value": "correct"}]}})
     assert r.status_code == 202, r.text
+    assert r.json()["member"]["connection_status"] == "RESUMED"
+    assert r.json()["member"]["is_being_aggregated"] is True
+    runtime.executor.drain()  # type: ignore[attr-defined]
     assert _status(client, mx_auth, user, guid)["connection_status"] == "CONNECTED"
     assert len(client.get(f"/users/{user}/members/{guid}/accounts", headers=mx_auth
                           ).json()["accounts"]) == 4
@@ -322,6 +327,12 @@ def test_unanswered_challenge_expires(client: TestClient, mx_auth: dict[str, str
     r = client.put(f"/users/{user}/members/{guid}/resume", headers=mx_auth, json={
         "member": {"challenges": [{"guid": challenge, "value": "correct"}]}})
     assert r.status_code == 405 and "EXPIRED" in r.json()["error"]["message"]
+    with runtime.db.read() as session:
+        assert session.get(Member, guid).connection_status == "EXPIRED"  # written down
+    # aggregating again starts over: a new challenge
+    runtime.settings.finance.challenge_timeout_seconds = 600
+    client.post(f"/users/{user}/members/{guid}/aggregate", headers=mx_auth)
+    assert _status(client, mx_auth, user, guid)["connection_status"] == "CHALLENGED"
 
 
 def test_failures_keep_the_previous_data(client: TestClient, mx_auth: dict[str, str],

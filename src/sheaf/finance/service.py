@@ -340,13 +340,16 @@ def resume(runtime: Runtime, client_id: str, user: FinUser, member_guid: str,
     """Record the answers to a member's challenges and aggregate with them."""
     if not isinstance(answers, list) or not answers:
         raise BadRequest("member.challenges must be a non-empty list of {guid, value}")
+    with runtime.db.read() as session:
+        member = get_member(session, user, member_guid)
+        if member.connection_status == "CHALLENGED" and effective_status(member) == "EXPIRED":
+            # (its own transaction: the 405 below must not roll it back)
+            _expire(runtime, member_guid,
+                    get_institution(session, member.institution_code).name)
     with runtime.db.write() as session:
         member = get_member(session, user, member_guid)
         institution = get_institution(session, member.institution_code)
         status = effective_status(member)
-        if status == "EXPIRED" and member.connection_status == "CHALLENGED":
-            member.connection_status = "EXPIRED"
-            member.connection_status_message = message_for("EXPIRED", institution.name)
         if status != "CHALLENGED" or being_aggregated(session, [member_guid]):
             raise MethodNotAllowed(
                 f"Member {member_guid} is {status}, not CHALLENGED: there is nothing to "
