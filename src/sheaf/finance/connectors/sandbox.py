@@ -15,7 +15,7 @@ are there instead, with a new set of pending ones: MX's delete-and-replace.
 
 Config (institution ``config``): ``transactions_per_account``, ``holdings``, ``pending``,
 ``latency_seconds`` (sleeps before answering, for tests and benchmarks), ``change_every``
-(every Nth transaction's amount moves by a cent per generation, from generation
+(every Nth transaction's amount is a cent higher per generation, from generation
 ``change_from_generation`` on: a partly changed re-aggregation, for benchmarks).
 """
 
@@ -101,13 +101,15 @@ class SandboxConnector:
         change_from = int(self.config.get("change_from_generation") or 0)
         start = member.created_on - timedelta(days=HISTORY_DAYS)
         out = []
+        days = [(start + timedelta(days=d)).isoformat() for d in range(HISTORY_DAYS)]
+        moved = member.generation if member.generation >= change_from else 0
         for k in range(count):
-            day = start + timedelta(days=(k * HISTORY_DAYS) // max(count, 1))
-            merchant = rng.choice(_MERCHANTS)
-            amount = rng.randint(100, 25000) / 100
-            if change_every and k % change_every == 0 and member.generation >= change_from:
-                amount += member.generation / 100
-            out.append(_transaction(f"{account}-t{k}", account, day, merchant, amount,
+            day = days[(k * HISTORY_DAYS) // max(count, 1)]
+            merchant = _MERCHANTS[int(rng.random() * len(_MERCHANTS))]
+            cents = 100 + int(rng.random() * 24901)
+            if change_every and k % change_every == 0:
+                cents += moved
+            out.append(_transaction(f"{account}-t{k}", account, day, merchant, cents,
                                     "POSTED", rng))
         if account == "chk-1":
             out.extend(self._pending_and_posted(member, rng))
@@ -122,13 +124,14 @@ class SandboxConnector:
             for i in range(pending):
                 twin = random.Random(f"{member.guid}:pending:{g}:{i}")
                 merchant = twin.choice(_MERCHANTS)
-                amount = twin.randint(100, 9000) / 100
+                cents = twin.randint(100, 9000)
                 if g < member.generation:  # posted since
-                    out.append(_transaction(f"posted-{g}-{i}", "chk-1", day + timedelta(days=1),
-                                            merchant, amount, "POSTED", twin))
+                    out.append(_transaction(f"posted-{g}-{i}", "chk-1",
+                                            (day + timedelta(days=1)).isoformat(), merchant,
+                                            cents, "POSTED", twin))
                 else:
-                    out.append(_transaction(f"pending-{g}-{i}", "chk-1", day, merchant, amount,
-                                            "PENDING", twin))
+                    out.append(_transaction(f"pending-{g}-{i}", "chk-1", day.isoformat(),
+                                            merchant, cents, "PENDING", twin))
         return out
 
 
@@ -164,18 +167,18 @@ def _account(member: MemberContext, spec: tuple[str, str, str, str, int]) -> dic
     return record
 
 
-def _transaction(ident: str, account: str, day: Any, merchant: str, amount: float,
+def _transaction(ident: str, account: str, day: str, merchant: str, cents: int,
                  status: str, rng: random.Random) -> dict[str, Any]:
     credit = merchant == "Payroll Deposit"
+    at = f"{day}T12:00:00Z"
     return {
-        "id": ident, "account_id": account, "date": day.isoformat(), "status": status,
-        "amount": money(amount), "type": "CREDIT" if credit else "DEBIT",
+        "id": ident, "account_id": account, "date": day, "status": status,
+        "amount": f"{cents // 100}.{cents % 100:02d}", "type": "CREDIT" if credit else "DEBIT",
         "description": merchant, "original_description": merchant.upper(),
         "category": _CATEGORIES[merchant], "currency_code": "USD",
-        "transacted_at": f"{day.isoformat()}T12:00:00Z",
-        "posted_at": None if status == "PENDING" else f"{day.isoformat()}T12:00:00Z",
+        "transacted_at": at, "posted_at": None if status == "PENDING" else at,
         "is_income": credit, "is_expense": not credit,
-        "merchant_category_code": rng.randint(1000, 9999),
+        "merchant_category_code": 1000 + int(rng.random() * 9000),
     }
 
 
