@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from sheaf.auth import mx
 from sheaf.errors import Forbidden, NotFound, Unauthorized
 from sheaf.finance import repository, service
+from sheaf.finance.api import docs
 from sheaf.finance.api import nexus_wire as wire
 from sheaf.finance.api.deps import NexusJSON, date_range, flag, json_body, paging
 from sheaf.finance.errors import SessionExpired
@@ -171,10 +172,11 @@ async def aggregate_member(member_guid: str, request: Request,
 # /members/{member_guid}, which would take it otherwise)
 for _method in ("GET", "POST"):
     router.add_api_route("/members/aggregate", aggregate_all, methods=[_method],
+                         openapi_extra=docs.params(docs.INCLUDES),
                          operation_id=f"aggregate_all_members_{_method.lower()}")
     for _verb in ("aggregate", "refresh"):
         router.add_api_route(f"/members/{{member_guid}}/{_verb}", aggregate_member,
-                             methods=[_method],
+                             methods=[_method], openapi_extra=docs.params(docs.INCLUDES),
                              operation_id=f"{_verb}_member_nexus_{_method.lower()}")
 
 
@@ -185,7 +187,7 @@ def read_member(member_guid: str, runtime: Runtime = Depends(get_runtime),
     return NexusJSON({"member": _view(runtime, who, [member_guid])[0]})
 
 
-@router.put("/members/{member_guid}")
+@router.put("/members/{member_guid}", openapi_extra=docs.MEMBER_UPDATE)
 async def update_member(member_guid: str, request: Request,
                         runtime: Runtime = Depends(get_runtime),
                         who: NexusUser = Depends(session_user)) -> NexusJSON:
@@ -206,7 +208,7 @@ async def update_member(member_guid: str, request: Request,
                                                          [member_guid]))[0]})
 
 
-@router.put("/members/{member_guid}/resume")
+@router.put("/members/{member_guid}/resume", openapi_extra=docs.RESUME)
 async def resume(member_guid: str, request: Request, runtime: Runtime = Depends(get_runtime),
                  who: NexusUser = Depends(session_user)) -> NexusJSON:
     """Answer a CHALLENGED member's questions; 405 when it is not CHALLENGED."""
@@ -227,7 +229,7 @@ def delete_member(member_guid: str, runtime: Runtime = Depends(get_runtime),
 
 # -- data ----------------------------------------------------------------------------------
 
-@router.get("/accounts")
+@router.get("/accounts", openapi_extra=docs.params(docs.PAGE))
 def list_accounts(request: Request, runtime: Runtime = Depends(get_runtime),
                   who: NexusUser = Depends(session_user)) -> NexusJSON:
     """The session user's accounts."""
@@ -240,7 +242,7 @@ def list_accounts(request: Request, runtime: Runtime = Depends(get_runtime),
                       "pagination": _pages(page, per_page, total)})
 
 
-@router.get("/transactions")
+@router.get("/transactions", openapi_extra=docs.params(docs.PAGE, docs.DATES))
 def list_transactions(request: Request, runtime: Runtime = Depends(get_runtime),
                       who: NexusUser = Depends(session_user)) -> NexusJSON:
     """The session user's transactions: ``account_guid`` / ``account_guids[]``, from_date
@@ -262,7 +264,7 @@ def list_transactions(request: Request, runtime: Runtime = Depends(get_runtime),
                       "pagination": _pages(page, per_page, total)})
 
 
-@router.get("/holdings")
+@router.get("/holdings", openapi_extra=docs.params(docs.PAGE))
 def list_holdings(request: Request, runtime: Runtime = Depends(get_runtime),
                   who: NexusUser = Depends(session_user)) -> NexusJSON:
     """The session user's holdings."""

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sheaf.errors import BadRequest, PayloadTooLarge
 from sheaf.finance import repository, service
-from sheaf.finance.api import wire
+from sheaf.finance.api import docs, wire
 from sheaf.finance.api.deps import (
     PlatformJSON,
     date_range,
@@ -54,7 +54,7 @@ def member_view(session: Session, member: Member, user: FinUser) -> dict[str, An
 
 # -- users ---------------------------------------------------------------------------------
 
-@router.post("/users")
+@router.post("/users", openapi_extra=docs.USER_BODY)
 async def create_user(request: Request, runtime: Runtime = Depends(get_runtime),
                       client_id: str = Depends(mx_client)) -> PlatformJSON:
     """Create a user (200, as the SDK expects)."""
@@ -65,7 +65,7 @@ async def create_user(request: Request, runtime: Runtime = Depends(get_runtime),
         return PlatformJSON({"user": wire.user_json(user)})
 
 
-@router.get("/users")
+@router.get("/users", openapi_extra=docs.params(docs.PAGE))
 def list_users(request: Request, runtime: Runtime = Depends(get_runtime),
                client_id: str = Depends(mx_client)) -> PlatformJSON:
     """The client's users, oldest first."""
@@ -89,7 +89,7 @@ def read_user(user_guid: str, runtime: Runtime = Depends(get_runtime),
                                                                       user_guid))})
 
 
-@router.put("/users/{user_guid}")
+@router.put("/users/{user_guid}", openapi_extra=docs.USER_BODY)
 async def update_user(user_guid: str, request: Request, runtime: Runtime = Depends(get_runtime),
                       client_id: str = Depends(mx_client)) -> PlatformJSON:
     """Change a user's id, email, metadata or is_disabled."""
@@ -128,7 +128,7 @@ def _fields(body: dict[str, Any], strings: set[str], booleans: set[str]) -> dict
 
 # -- institutions --------------------------------------------------------------------------
 
-@router.get("/institutions")
+@router.get("/institutions", openapi_extra=docs.params(docs.PAGE))
 def list_institutions(request: Request, runtime: Runtime = Depends(get_runtime),
                       client_id: str = Depends(mx_client)) -> PlatformJSON:
     """Institutions, by code; ``name`` filters on a part of the name."""
@@ -151,7 +151,8 @@ def read_institution(institution_code: str, runtime: Runtime = Depends(get_runti
         return PlatformJSON({"institution": wire.institution_json(institution)})
 
 
-@router.get("/institutions/{institution_code}/credentials")
+@router.get("/institutions/{institution_code}/credentials",
+            openapi_extra=docs.params(docs.PAGE))
 def list_institution_credentials(institution_code: str, request: Request,
                                  runtime: Runtime = Depends(get_runtime),
                                  client_id: str = Depends(mx_client)) -> PlatformJSON:
@@ -166,7 +167,7 @@ def list_institution_credentials(institution_code: str, request: Request,
 
 # -- members -------------------------------------------------------------------------------
 
-@router.post("/users/{user_guid}/members")
+@router.post("/users/{user_guid}/members", openapi_extra=docs.MEMBER_CREATE)
 async def create_member(user_guid: str, request: Request, runtime: Runtime = Depends(get_runtime),
                         client_id: str = Depends(mx_client)) -> PlatformJSON:
     """Create a member with credentials; it aggregates at once unless skip_aggregation
@@ -196,7 +197,7 @@ def _read_member(runtime: Runtime, client_id: str, user_guid: str, member_guid: 
                                       user)}
 
 
-@router.get("/users/{user_guid}/members")
+@router.get("/users/{user_guid}/members", openapi_extra=docs.params(docs.PAGE))
 def list_members(user_guid: str, request: Request, runtime: Runtime = Depends(get_runtime),
                  client_id: str = Depends(mx_client)) -> PlatformJSON:
     """A user's members, oldest first."""
@@ -224,7 +225,7 @@ def read_member(user_guid: str, member_guid: str, runtime: Runtime = Depends(get
     return PlatformJSON(_read_member(runtime, client_id, user_guid, member_guid))
 
 
-@router.put("/users/{user_guid}/members/{member_guid}")
+@router.put("/users/{user_guid}/members/{member_guid}", openapi_extra=docs.MEMBER_UPDATE)
 async def update_member(user_guid: str, member_guid: str, request: Request,
                         runtime: Runtime = Depends(get_runtime),
                         client_id: str = Depends(mx_client)) -> PlatformJSON:
@@ -248,7 +249,8 @@ def delete_member(user_guid: str, member_guid: str, runtime: Runtime = Depends(g
     return no_content()
 
 
-@router.post("/users/{user_guid}/members/{member_guid}/aggregate", status_code=202)
+@router.post("/users/{user_guid}/members/{member_guid}/aggregate", status_code=202,
+             openapi_extra=docs.params(docs.INCLUDES))
 def aggregate_member(user_guid: str, member_guid: str, request: Request,
                      runtime: Runtime = Depends(get_runtime),
                      client_id: str = Depends(mx_client)) -> PlatformJSON:
@@ -279,7 +281,8 @@ def read_member_status(user_guid: str, member_guid: str, runtime: Runtime = Depe
     return PlatformJSON({"member": body})
 
 
-@router.get("/users/{user_guid}/members/{member_guid}/challenges", response_model=None)
+@router.get("/users/{user_guid}/members/{member_guid}/challenges", response_model=None,
+            openapi_extra=docs.params(docs.PAGE))
 def list_member_challenges(user_guid: str, member_guid: str, request: Request,
                            runtime: Runtime = Depends(get_runtime),
                            client_id: str = Depends(mx_client)) -> Response:
@@ -296,7 +299,8 @@ def list_member_challenges(user_guid: str, member_guid: str, request: Request,
                    len(challenges))
 
 
-@router.put("/users/{user_guid}/members/{member_guid}/resume", status_code=202)
+@router.put("/users/{user_guid}/members/{member_guid}/resume", status_code=202,
+            openapi_extra=docs.RESUME)
 async def resume_aggregation(user_guid: str, member_guid: str, request: Request,
                              runtime: Runtime = Depends(get_runtime),
                              client_id: str = Depends(mx_client)) -> PlatformJSON:
@@ -337,7 +341,8 @@ def _accounts(runtime: Runtime, request: Request, client_id: str, user_guid: str
     return _listed("accounts", items, page, per_page, total)
 
 
-@router.get("/users/{user_guid}/members/{member_guid}/accounts")
+@router.get("/users/{user_guid}/members/{member_guid}/accounts",
+            openapi_extra=docs.params(docs.PAGE))
 def list_member_accounts(user_guid: str, member_guid: str, request: Request,
                          runtime: Runtime = Depends(get_runtime),
                          client_id: str = Depends(mx_client)) -> PlatformJSON:
@@ -345,7 +350,7 @@ def list_member_accounts(user_guid: str, member_guid: str, request: Request,
     return _accounts(runtime, request, client_id, user_guid, member_guid)
 
 
-@router.get("/users/{user_guid}/accounts")
+@router.get("/users/{user_guid}/accounts", openapi_extra=docs.params(docs.PAGE))
 def list_user_accounts(user_guid: str, request: Request, runtime: Runtime = Depends(get_runtime),
                        client_id: str = Depends(mx_client)) -> PlatformJSON:
     """Every account of a user's members."""
@@ -375,7 +380,8 @@ def _transactions(runtime: Runtime, request: Request, client_id: str, user_guid:
     return _listed("transactions", items, page, per_page, total)
 
 
-@router.get("/users/{user_guid}/members/{member_guid}/transactions")
+@router.get("/users/{user_guid}/members/{member_guid}/transactions",
+            openapi_extra=docs.params(docs.PAGE, docs.DATES))
 def list_transactions_by_member(user_guid: str, member_guid: str, request: Request,
                                 runtime: Runtime = Depends(get_runtime),
                                 client_id: str = Depends(mx_client)) -> PlatformJSON:
@@ -384,7 +390,8 @@ def list_transactions_by_member(user_guid: str, member_guid: str, request: Reque
     return _transactions(runtime, request, client_id, user_guid, member_guid)
 
 
-@router.get("/users/{user_guid}/transactions")
+@router.get("/users/{user_guid}/transactions",
+            openapi_extra=docs.params(docs.PAGE, docs.DATES))
 def list_transactions(user_guid: str, request: Request, runtime: Runtime = Depends(get_runtime),
                       client_id: str = Depends(mx_client)) -> PlatformJSON:
     """A user's transactions in the date range, newest first."""
@@ -404,7 +411,8 @@ def _holdings(runtime: Runtime, request: Request, client_id: str, user_guid: str
     return _listed(key, [render(h) for h in rows], page, per_page, total)
 
 
-@router.get("/users/{user_guid}/members/{member_guid}/investment_holdings")
+@router.get("/users/{user_guid}/members/{member_guid}/investment_holdings",
+            openapi_extra=docs.params(docs.PAGE))
 def list_holdings_by_member(user_guid: str, member_guid: str, request: Request,
                             runtime: Runtime = Depends(get_runtime),
                             client_id: str = Depends(mx_client)) -> PlatformJSON:
@@ -413,7 +421,8 @@ def list_holdings_by_member(user_guid: str, member_guid: str, request: Request,
                      "investment_holdings")
 
 
-@router.get("/users/{user_guid}/members/{member_guid}/holdings")
+@router.get("/users/{user_guid}/members/{member_guid}/holdings",
+            openapi_extra=docs.params(docs.PAGE))
 def list_legacy_holdings_by_member(user_guid: str, member_guid: str, request: Request,
                                    runtime: Runtime = Depends(get_runtime),
                                    client_id: str = Depends(mx_client)) -> PlatformJSON:
