@@ -77,6 +77,8 @@ def drop_posted_twins(transactions: list[dict[str, Any]]
                       ) -> tuple[list[dict[str, Any]], list[str]]:
     """The transactions without pending ones whose posted twin is among them, and the
     dropped pending ids."""
+    if not any(t.get("status") == "PENDING" for t in transactions):
+        return transactions, []
     posted: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for t in transactions:
         if t.get("status") != "PENDING":
