@@ -9,6 +9,7 @@ from alembic.config import Config
 
 from sheaf.config import Settings
 from sheaf.db import migration_engine
+from sheaf.kit.files import private_dir
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -21,7 +22,7 @@ def alembic_config(settings: Settings) -> Config:
 
 
 def upgrade(settings: Settings, revision: str = "head") -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     command.upgrade(alembic_config(settings), revision)
     if revision == "head":
         seed(settings.db_url)

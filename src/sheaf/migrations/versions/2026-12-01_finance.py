@@ -2,7 +2,7 @@
 sandbox seeded), members, challenges, accounts, transactions, holdings.
 
 Revision ID: a0b86f96b028
-Revises: 9d4c2b7e5a31
+Revises: b4c542aaf13a
 Create Date: 2026-12-01 22:29:39.584459
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import sheaf.kit.base
 
 revision: str = 'a0b86f96b028'
-down_revision: str | None = '9d4c2b7e5a31'
+down_revision: str | None = 'b4c542aaf13a'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
