@@ -20,6 +20,9 @@ from sheaf.auth.endpoints import router as auth_router
 from sheaf.config import Settings
 from sheaf.console import router as console_router
 from sheaf.errors import BadRequest, RateLimited, SheafError, Unauthorized
+from sheaf.finance import jobs as _finance_jobs  # noqa: F401  (registers handlers)
+from sheaf.finance.api import is_mx_path, is_nexus_path
+from sheaf.finance.api import router as finance_router
 from sheaf.identity import jobs as _identity_jobs  # noqa: F401  (registers handlers)
 from sheaf.identity.api import router as identity_router
 from sheaf.jobs.endpoints import router as jobs_router
@@ -48,7 +51,24 @@ def _native(request: Request) -> bool:
     return request.url.path.startswith("/api/jobs")
 
 
+def mx_error(request: Request, exc: SheafError) -> JSONResponse:
+    """MX's ``{"error": {...}}``: a four-digit code (HTTP status and a digit, 4011 for an
+    expired Nexus session), the status and a message saying what to do."""
+    code = int(exc.detail_code) if exc.detail_code.isdigit() else exc.status_code * 10
+    nexus = is_nexus_path(request.url.path)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    if isinstance(exc, Unauthorized) and not nexus:
+        headers = {"WWW-Authenticate": 'Basic realm="MX Platform API"'}
+    return JSONResponse(
+        status_code=exc.status_code, headers=headers,
+        media_type="application/vnd.mx.nexus.v1+json" if nexus
+        else "application/vnd.mx.api.v1+json",
+        content={"error": {"code": code, "status": exc.status_code, "message": exc.message}})
+
+
 def render_error(request: Request, exc: SheafError) -> JSONResponse:
+    if is_mx_path(request.url.path):
+        return mx_error(request, exc)
     if _native(request):
         return JSONResponse(status_code=exc.status_code,
                             content={"error": {"code": exc.detail_code, "message": exc.message}})
@@ -160,6 +180,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.include_router(auth_router)
     app.include_router(jobs_router)
     app.include_router(identity_router)
+    app.include_router(finance_router)
     app.include_router(console_router)
     openapi.install(app)
     return app

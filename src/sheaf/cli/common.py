@@ -123,6 +123,7 @@ def runtime(
     executor: Executor | None = None,
 ) -> Iterator[Runtime]:
     """Migrations applied, the database, and (when asked) an executor running jobs."""
+    from sheaf.finance import jobs as _finance_jobs  # noqa: F401  (registers handlers)
     from sheaf.identity import jobs as _identity_jobs  # noqa: F401  (registers handlers)
     from sheaf.migrate import upgrade
     from sheaf.runtime import Runtime

@@ -36,6 +36,7 @@ CORRELATION = [{"accountAttribute": "email", "identityAttribute": "email"}]
 # The demo credential, kept (0600) so that a second `make run` re-prints it rather than
 # minting another one.
 CREDENTIAL_FILE = "demo-credential.json"
+FINANCE_FILE = "demo-mx.json"
 
 
 def _source(rt: Runtime, name: str, authoritative: bool, description: str) -> tuple[str, bool]:
@@ -66,8 +67,9 @@ def demo(
              "serve on), so a taken port stops the demo before it does anything."),
     host: str = typer.Option("127.0.0.1", help="The interface --check-port is checked on."),
 ) -> None:
-    """Create demo sources (HR, Badge System), aggregate their files, print what was made
-    and a client credential (the same one on every run: it is kept in the data dir)."""
+    """Create demo sources (HR, Badge System) and an MX Bank member, aggregate them, print
+    what was made and the credentials to use (the same ones on every run: they are kept in
+    the data dir)."""
     if check_port is not None and (problem := port_taken(host, check_port)):
         raise typer.Exit(code=problem)
     from sheaf.identity import service
@@ -96,7 +98,12 @@ def demo(
             made.append({"source": name, "source_id": source_id, "task_id": job.id,
                          "status": job.status})
         credential, minted = _credential(rt, settings.data_dir / CREDENTIAL_FILE)
+        finance, finance_minted = _finance(rt, settings.data_dir / FINANCE_FILE)
     path = settings.data_dir / CREDENTIAL_FILE
+    console.print("\nAn MX Platform API client (HTTP Basic client_id:api_key), its user and its "
+                  f"MX Bank member (kept in {settings.data_dir / FINANCE_FILE}"
+                  + (", made now):" if finance_minted else ", made on the first run):"))
+    print(json.dumps(finance))
     if minted:
         console.print(f"\nA client credential to try the API with (kept in {path}, mode 0600):")
     else:
@@ -123,6 +130,47 @@ def _credential(rt: Runtime, path: Path) -> tuple[dict[str, Any], bool]:
         made = {"client_id": credential.client_id, "client_secret": secret}
     path.unlink(missing_ok=True)
     # (created with its mode, never briefly readable by others)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(made) + "\n")
+    return made, True
+
+
+def _finance(rt: Runtime, path: Path) -> tuple[dict[str, Any], bool]:
+    """An MX client, a user and an mxbank member (mxuser / password), aggregated; the kept
+    ones when they still work."""
+    from sheaf.auth import mx
+    from sheaf.finance import service as finance
+
+    if path.exists():
+        try:
+            kept = json.loads(path.read_text())
+            if mx.BasicVerifier.verify(rt.db, kept["client_id"], kept["api_key"]):
+                return kept, False
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable or from another database: make new ones below
+    with rt.db.write() as session:
+        client, api_key = mx.create_client(session, "demo-mx-client")
+        user = finance.create_user(session, client.client_id, {"email": "demo@example.com"})
+        fields = {c["field_name"]: c["guid"] for c in
+                  finance.get_institution(session, "mxbank").credentials}
+        member = finance.create_member(session, rt, user, {
+            "institution_code": "mxbank",
+            "credentials": [{"guid": fields["username"], "value": "mxuser"},
+                            {"guid": fields["password"], "value": "password"}]})
+        made = {"client_id": client.client_id, "api_key": api_key, "user_guid": user.guid,
+                "member_guid": member.guid}
+    submitted = finance.aggregate(rt, client.client_id, made["member_guid"])
+    if submitted.job_id:
+        job_id = submitted.job_id
+        try:
+            job = watch(partial(rt.jobs.get, job_id), job_id)
+        except Detached:  # (this process runs the demo's jobs)
+            print_outcome(finish_here(partial(rt.jobs.get, job_id), job_id))
+            raise typer.Exit(code=INTERRUPTED) from None
+        print_outcome(job)
+    console.print(f"member [bold]{made['member_guid']}[/] at MX Bank (username mxuser)")
+    path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(json.dumps(made) + "\n")
