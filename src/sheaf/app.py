@@ -23,6 +23,9 @@ from sheaf.jobs.endpoints import router as jobs_router
 from sheaf.kit.base import new_id
 from sheaf.migrate import upgrade
 from sheaf.runtime import Runtime
+from sheaf.utility import errors as utility_errors
+from sheaf.utility import jobs as _utility_jobs  # noqa: F401  (registers handlers)
+from sheaf.utility.api import router as utility_router
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,8 @@ def _native(request: Request) -> bool:
 
 
 def render_error(request: Request, exc: SheafError) -> JSONResponse:
+    if utility_errors.PATH.match(request.url.path):
+        return utility_errors.render(exc)
     if _native(request):
         return JSONResponse(status_code=exc.status_code,
                             content={"error": {"code": exc.detail_code, "message": exc.message}})
@@ -63,6 +68,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if utility_errors.PATH.match(request.url.path):
+            return utility_errors.render(utility_errors.from_validation(exc.errors()))
         problems = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
@@ -108,7 +115,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
 
     app = FastAPI(title="sheaf", version=__version__, lifespan=lifespan,
                   description="Self-hosted aggregation server (SailPoint-compatible identity "
-                              "account aggregation).")
+                              "account aggregation, EnergyCAP-compatible calculated-bill "
+                              "aggregation).")
     if runtime is not None:
         app.state.runtime = runtime
     _install_error_handlers(app)
@@ -121,5 +129,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.include_router(auth_router)
     app.include_router(jobs_router)
     app.include_router(identity_router)
+    app.include_router(utility_router)
     app.include_router(console_router)
     return app

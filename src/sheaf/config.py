@@ -46,6 +46,16 @@ class IdentitySettings(BaseModel):
     delete_threshold_min_accounts: int = Field(default=10, ge=0)
 
 
+class UtilitySettings(BaseModel):
+    # how many billing periods an aggregation covers, ending with its billingPeriod
+    # (EnergyCAP: "determined by system configuration"; a look-back re-aggregates late or
+    # corrected source bills)
+    aggregation_periods: int = Field(default=3, ge=1, le=120)
+    # an aggregate bill whose use or cost differs from the prior period's by more than
+    # this percentage is flagged by the audits
+    audit_variance_percent: int = Field(default=50, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SHEAF_", env_nested_delimiter="__")
 
@@ -55,6 +65,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = JobSettings()
     auth: AuthSettings = AuthSettings()
     identity: IdentitySettings = IdentitySettings()
+    utility: UtilitySettings = UtilitySettings()
 
     @property
     def db_url(self) -> str:

@@ -11,7 +11,7 @@ from sheaf.jobs.runner import run_job
 
 # Modules whose import registers job handlers. The job core imports no domain by name
 # elsewhere; this list is where the process learns what it may be asked to run.
-HANDLER_MODULES = ["sheaf.identity.jobs"]
+HANDLER_MODULES = ["sheaf.identity.jobs", "sheaf.utility.jobs"]
 
 _db: Database | None = None
 _settings: Settings | None = None
