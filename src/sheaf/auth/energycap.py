@@ -109,7 +109,10 @@ def verify_key(session: Session, api_key: str) -> EnergyCapPrincipal | None:
         return None
     try:
         key_id = int(_unb64(parts[0]).decode())
+        datasource = _unb64(parts[2]).decode()
     except (ValueError, UnicodeDecodeError):
+        return None
+    if datasource != DATASOURCE or not 0 < key_id < 2**31:  # another datasource's key
         return None
     key = session.get(EnergyCapKey, key_id)
     if key is None or key.disabled:

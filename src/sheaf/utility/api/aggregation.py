@@ -195,7 +195,7 @@ def get_chargeback_task_error_file(taskId: int,  # noqa: N803
         failures = tasks.failures(session, taskId)
         names = dict(session.execute(
             select(m.CalculatedVersion.version_id, m.CalculatedVersion.version_info)
-            .where(m.CalculatedVersion.version_id.in_({v for v, _, _ in failures}))))
+            .where(m.CalculatedVersion.version_id.in_({v for v, _, _ in failures}))).all())
     book = Workbook()
     sheet = book.active
     sheet.title = "Errors"  # type: ignore[union-attr]
