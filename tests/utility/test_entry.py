@@ -60,7 +60,7 @@ def test_filter_operators(api: Api) -> None:
     def codes(f: str) -> list[str]:
         return [m["meterCode"] for m in api.call("GET", "/api/v3/meter", params={"filter": f})]
     assert codes("meterCode one of 'ALPHA'|'GAMMA'") == ["ALPHA", "GAMMA"]
-    assert codes("meterCode like 'ET' and placeId equals '%d'" % place) == ["BETA"]
+    assert codes(f"meterCode like 'ET' and placeId equals '{place}'") == ["BETA"]
     assert codes("meterCode not equals 'BETA'") == ["ALPHA", "GAMMA"]
     bad = api.call("GET", "/api/v3/meter", expect=400, params={"filter": "meterCode is 'x'"})
     assert bad["errors"][0]["field"] == "filter"

@@ -87,15 +87,15 @@ def upsert(session: Session, who: EnergyCapPrincipal, place_id: int,
 def _new_aggregate(session: Session, who: EnergyCapPrincipal, place_id: int,
                    body: schemas.UpsertAggregateMeter) -> m.AccountMeter:
     stamp = utcnow().strftime("%Y%m%d%H%M%S%f")
-    meter = service.create_meter(session, who, schemas.MeterCreate(
-        meterCode=f"AGG-{stamp}", meterInfo=body.aggregate_meter_info,
-        commodityId=body.commodity_id, placeId=place_id,
-        meterTypeId=service.type_id(session, "meter", "AGGREGATE")), aggregate=True)
+    meter = service.create_meter(session, who, schemas.MeterCreate.model_validate({
+        "meterCode": f"AGG-{stamp}", "meterInfo": body.aggregate_meter_info,
+        "commodityId": body.commodity_id, "placeId": place_id,
+        "meterTypeId": service.type_id(session, "meter", "AGGREGATE")}), aggregate=True)
     meter.meter_code = f"AGGREGATE-{meter.meter_id}"
-    account = service.create_account(session, who, schemas.AccountCreate(
-        accountCode=f"AGG-{stamp}", accountInfo=body.aggregate_meter_info,
-        accountTypeId=service.type_id(session, "account", "INTERNAL"),
-        costCenterId=_root_cost_center(session), vendorId=_internal_vendor(session)))
+    account = service.create_account(session, who, schemas.AccountCreate.model_validate({
+        "accountCode": f"AGG-{stamp}", "accountInfo": body.aggregate_meter_info,
+        "accountTypeId": service.type_id(session, "account", "INTERNAL"),
+        "costCenterId": _root_cost_center(session), "vendorId": _internal_vendor(session)}))
     account.account_code = f"AGGREGATE-{meter.meter_id}"
     session.flush()
     return service.link_meter(session, account.account_id, meter.meter_id, None, None)

@@ -157,7 +157,9 @@ def _commit(db: Database, task_id: int, job_id: str, worker_id: str,
         batch = session.get(m.Batch, task.batch_id) if task.batch_id else None
         use_type = session.execute(select(m.TypeCode.type_id).where(
             m.TypeCode.kind == "observation", m.TypeCode.code == "USE")).scalar_one()
-        new_bills, voided, records = [], [], []
+        new_bills: list[tuple[engine.Outcome, dict[str, Any]]] = []
+        voided: list[int] = []
+        records: list[dict[str, Any]] = []
         for o in outcomes:
             t = o.target
             record = {"task_id": task_id, "version_id": t.version_id, "billing_period": t.period,

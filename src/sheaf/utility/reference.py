@@ -8,6 +8,8 @@ missing, so a test that empties the tables can call it again.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Connection, column, func, insert, select, table
 
 # code, name, dimension, factor in the dimension's base unit (J, m3, W, USD, ft2).
@@ -86,7 +88,7 @@ _vendor = table("utility_vendor", column("vendor_code"), column("vendor_info"),
 def seed(conn: Connection) -> None:
     """Insert whatever reference row is missing."""
     have = set(conn.execute(select(_unit.c.unit_code)).scalars())
-    rows = [{"unit_code": c, "unit_info": n, "dimension": d, "factor": f}
+    rows: list[dict[str, Any]] = [{"unit_code": c, "unit_info": n, "dimension": d, "factor": f}
             for c, n, d, f in UNITS if c not in have]
     if rows:
         conn.execute(insert(_unit), rows)

@@ -5,6 +5,7 @@ ASP.NET does."""
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,9 +55,9 @@ class AccountMeterCreate(Wire):
 
 class BodyLine(Wire):
     observation_type_id: int = Field(alias="observationTypeId")
-    value: float | None = None
+    value: Decimal | None = Field(None, allow_inf_nan=False)
     value_unit_id: int | None = Field(None, alias="valueUnitId")
-    cost: float | None = None
+    cost: Decimal | None = Field(None, allow_inf_nan=False)
     cost_unit_id: int | None = Field(None, alias="costUnitId")
     caption: str | None = Field(None, max_length=32)
 
@@ -68,7 +69,7 @@ class BillMeter(Wire):
 
 class AccountBodyLine(Wire):
     observation_type_id: int = Field(alias="observationTypeId")
-    cost: float | None = None
+    cost: Decimal | None = Field(None, allow_inf_nan=False)
     caption: str = Field(alias="caption", max_length=32)
 
 

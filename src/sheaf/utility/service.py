@@ -10,7 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Integer, cast, func, select, update
 from sqlalchemy.orm import Session
 
 from sheaf.auth.energycap import EnergyCapPrincipal
@@ -212,7 +212,7 @@ def batch_for_bills(session: Session, who: EnergyCapPrincipal) -> m.Batch:
     if current is not None:
         return current
     code = f"{who.user_code}-{utcnow():%Y%m%d%H%M%S}"
-    return open_batch(session, who, schemas.BatchCreate(batchCode=code))
+    return open_batch(session, who, schemas.BatchCreate.model_validate({"batchCode": code}))
 
 
 def set_batch_status(session: Session, who: EnergyCapPrincipal, batch_id: int,
@@ -247,16 +247,16 @@ def batch_counts(session: Session, batch_ids: list[int]) -> dict[int, dict[str, 
         return out
     rows = session.execute(
         select(m.Bill.batch_id, func.count(), func.coalesce(func.sum(m.Bill.total_cost_micro), 0),
-               func.coalesce(func.sum(func.cast(m.Bill.analyzing, m.Integer)), 0))
+               func.coalesce(func.sum(cast(m.Bill.analyzing, Integer)), 0))
         .where(m.Bill.batch_id.in_(batch_ids)).group_by(m.Bill.batch_id))
     for batch_id, bills, total, analyzing in rows:
-        out[batch_id] = {"bills": bills, "total": int(total), "analyzing": int(analyzing)}
+        out[int(batch_id or 0)] = {"bills": bills, "total": int(total), "analyzing": int(analyzing)}
     flags = session.execute(
         select(m.Bill.batch_id, func.count()).join(m.Flag, m.Flag.bill_id == m.Bill.bill_id)
         .where(m.Bill.batch_id.in_(batch_ids), m.Flag.resolved.is_(False))
         .group_by(m.Bill.batch_id))
     for batch_id, count in flags:
-        out[batch_id]["flags"] = count
+        out[int(batch_id or 0)]["flags"] = count
     return out
 
 
@@ -309,8 +309,8 @@ def create_bill(session: Session, who: EnergyCapPrincipal, body: schemas.BillCre
         created_by=who.user_id, created_at=now, modified_at=now)
     session.add(bill)
     session.flush()
-    for line in lines:
-        line.bill_id = bill.bill_id
+    for bill_line in lines:
+        bill_line.bill_id = bill.bill_id
     session.add_all(lines)
     session.flush()
     return bill

@@ -21,6 +21,7 @@ from sheaf.kit.base import utcnow
 from sheaf.runtime import Runtime
 from sheaf.utility import models as m
 from sheaf.utility import periods, schemas, service, wire
+from sheaf.utility.errors import field_error
 from sheaf.utility.jobs import AGGREGATE
 
 # One aggregation at a time: versions may share source meters and accounts.
@@ -36,10 +37,10 @@ def current_period(now: datetime | None = None) -> int:
 def submit(runtime: Runtime, who: EnergyCapPrincipal,
            body: schemas.AggregationSettings | None) -> int:
     """Record the task (and its batch) and queue its job; returns the task id."""
-    body = body or schemas.AggregationSettings()
+    body = body or schemas.AggregationSettings.model_validate({})
     end = body.billing_period if body.billing_period is not None else current_period()
     if (why := periods.problem(end)) is not None:
-        raise service_error("billingPeriod", why)
+        raise field_error("billingPeriod", why)
     count = runtime.settings.utility.aggregation_periods
     first = periods.add_months(end, -(count - 1))
     with runtime.db.write() as session:
@@ -71,12 +72,6 @@ def submit(runtime: Runtime, who: EnergyCapPrincipal,
         session.execute(update(m.ChargebackTask).where(m.ChargebackTask.task_id == task_id)
                         .values(job_id=job_id))
     return task_id
-
-
-def service_error(field: str, message: str) -> BadRequest:
-    from sheaf.utility.errors import field_error
-
-    return field_error(field, message)
 
 
 def status_of(session: Session, task: m.ChargebackTask) -> str:

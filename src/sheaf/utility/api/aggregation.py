@@ -15,7 +15,14 @@ from sheaf.jobs.models import Job
 from sheaf.runtime import Runtime, get_runtime
 from sheaf.utility import aggregates, schemas, tasks, wire
 from sheaf.utility import models as m
-from sheaf.utility.api.deps import Paging, permission
+from sheaf.utility.api.deps import (
+    Paging,
+    chargeback_reversals_manage,
+    chargebacks_manage,
+    chargebacks_module_view,
+    chargebacks_run,
+    meters_create,
+)
 from sheaf.utility.api.filters import FilterField, integer, parse
 
 router = APIRouter(tags=["EnergyCAP aggregation and chargeback tasks"])
@@ -29,13 +36,12 @@ TASK_FILTERS = {
     "taskId": FilterField(m.ChargebackTask.task_id, integer),
     "chargebackType": FilterField(m.ChargebackTask.chargeback_type),
 }
-viewer = permission("ChargebacksModule:View")
 
 
 @router.put("/api/v202203/utilityPlatform/place/{placeId}/aggregateMeter")
 def upsert_aggregate_meter(placeId: int, body: schemas.UpsertAggregateMeter,  # noqa: N803
                            runtime: Runtime = Depends(get_runtime),
-                           who: EnergyCapPrincipal = Depends(permission("Meters:Create"))
+                           who: EnergyCapPrincipal = Depends(meters_create)
                            ) -> dict[str, Any]:
     """Create or update an aggregate meter (on its own account) with a calculated-bill
     version from ``beginPeriod`` summing ``sourceMeterIds`` (same commodity and place)."""
@@ -55,7 +61,7 @@ def _versions(session: Any, *where: Any) -> list[dict[str, Any]]:
 @router.get("/api/v3/account/{accountId}/meter/{meterId}/calculatedBill")
 def get_calculated_bill_version_history(
         accountId: int, meterId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
-        _: EnergyCapPrincipal = Depends(viewer)) -> list[dict[str, Any]]:
+        _: EnergyCapPrincipal = Depends(chargebacks_module_view)) -> list[dict[str, Any]]:
     """An account-meter's calculated-bill versions, oldest first."""
     with runtime.db.read() as session:
         return _versions(session, m.CalculatedVersion.account_id == accountId,
@@ -64,7 +70,8 @@ def get_calculated_bill_version_history(
 
 @router.get("/api/v3/meter/{meterId}/calculatedBill")
 def get_calculated_bills(meterId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
-                         _: EnergyCapPrincipal = Depends(viewer)) -> list[dict[str, Any]]:
+                         _: EnergyCapPrincipal = Depends(chargebacks_module_view)
+                         ) -> list[dict[str, Any]]:
     """A meter's calculated-bill versions, on any account."""
     with runtime.db.read() as session:
         return _versions(session, m.CalculatedVersion.meter_id == meterId)
@@ -83,7 +90,7 @@ def _version(session: Any, account_id: int, meter_id: int, version_id: int
 def get_calculate_bill_details(
         accountId: int, meterId: int, versionId: int,  # noqa: N803
         runtime: Runtime = Depends(get_runtime),
-        _: EnergyCapPrincipal = Depends(viewer)) -> dict[str, Any]:
+        _: EnergyCapPrincipal = Depends(chargebacks_module_view)) -> dict[str, Any]:
     """One version: its use and cost are the sum of its source meters."""
     with runtime.db.read() as session:
         version = _version(session, accountId, meterId, versionId)
@@ -97,7 +104,7 @@ def get_calculate_bill_details(
 def get_calculated_bill_chargeback_task_by_version(
         accountId: int, meterId: int, versionId: int,  # noqa: N803
         runtime: Runtime = Depends(get_runtime),
-        _: EnergyCapPrincipal = Depends(viewer)) -> list[dict[str, Any]]:
+        _: EnergyCapPrincipal = Depends(chargebacks_module_view)) -> list[dict[str, Any]]:
     """What each task did with this version, period by period (bills made, or why not)."""
     with runtime.db.read() as session:
         _version(session, accountId, meterId, versionId)
@@ -108,7 +115,7 @@ def get_calculated_bill_chargeback_task_by_version(
 def execute_processor_aggregations(
         body: schemas.AggregationSettings | None = Body(None),
         runtime: Runtime = Depends(get_runtime),
-        who: EnergyCapPrincipal = Depends(permission("Chargebacks:Run"))) -> dict[str, Any]:
+        who: EnergyCapPrincipal = Depends(chargebacks_run)) -> dict[str, Any]:
     """Aggregate every aggregate meter over the billing periods ending with
     ``billingPeriod`` (default: the current one). Answers the task at once; the work runs
     as a job (poll ``GET /api/v3/chargebackTask/{taskId}``). An empty body is valid."""
@@ -121,7 +128,8 @@ def execute_processor_aggregations(
 def get_chargeback_tasks(response: Response, paging: Paging = Depends(),
                          filter: str | None = Query(None),
                          runtime: Runtime = Depends(get_runtime),
-                         _: EnergyCapPrincipal = Depends(viewer)) -> list[dict[str, Any]]:
+                         _: EnergyCapPrincipal = Depends(chargebacks_module_view)
+                         ) -> list[dict[str, Any]]:
     """Chargeback tasks, newest first; filters on billingPeriod and status."""
     conditions = parse(filter, TASK_FILTERS)
     base = select(m.ChargebackTask).outerjoin(Job, Job.id == m.ChargebackTask.job_id) \
@@ -136,7 +144,7 @@ def get_chargeback_tasks(response: Response, paging: Paging = Depends(),
 
 @router.get("/api/v3/chargebackTask/{taskId}")
 def get_chargeback_task(taskId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
-                        _: EnergyCapPrincipal = Depends(viewer)) -> dict[str, Any]:
+                        _: EnergyCapPrincipal = Depends(chargebacks_module_view)) -> dict[str, Any]:
     """One chargeback task: status, batch, counts of bills, failures, analyzing bills and
     unresolved flags."""
     with runtime.db.read() as session:
@@ -146,7 +154,7 @@ def get_chargeback_task(taskId: int, runtime: Runtime = Depends(get_runtime),  #
 @router.put("/api/v3/chargebackTask/{taskId}")
 def update_chargeback_task(taskId: int, body: schemas.ChargebackTaskEdit,  # noqa: N803
                            runtime: Runtime = Depends(get_runtime),
-                           _: EnergyCapPrincipal = Depends(permission("Chargebacks:Manage"))
+                           _: EnergyCapPrincipal = Depends(chargebacks_manage)
                            ) -> dict[str, Any]:
     """Change a task's comment."""
     with runtime.db.write() as session:
@@ -166,7 +174,7 @@ def _reverse(runtime: Runtime, who: EnergyCapPrincipal, task_id: int, remove: bo
 @router.post("/api/v3/chargebackTask/{taskId}/void", status_code=204)
 def void_chargeback_task(taskId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
                          who: EnergyCapPrincipal = Depends(
-                             permission("ChargebackReversals:Manage"))) -> Response:
+                             chargeback_reversals_manage)) -> Response:
     """Void every bill the task created (once; not while it runs)."""
     return _reverse(runtime, who, taskId, remove=False)
 
@@ -174,7 +182,7 @@ def void_chargeback_task(taskId: int, runtime: Runtime = Depends(get_runtime),  
 @router.post("/api/v3/chargebackTask/{taskId}/delete", status_code=204)
 def delete_chargeback_task(taskId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
                            who: EnergyCapPrincipal = Depends(
-                               permission("ChargebackReversals:Manage"))) -> Response:
+                               chargeback_reversals_manage)) -> Response:
     """Delete every bill the task created (once; not while it runs)."""
     return _reverse(runtime, who, taskId, remove=True)
 
@@ -186,7 +194,8 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
             responses={200: {"content": {XLSX: {}}}})
 def get_chargeback_task_error_file(taskId: int,  # noqa: N803
                                    runtime: Runtime = Depends(get_runtime),
-                                   _: EnergyCapPrincipal = Depends(viewer)) -> Response:
+                                   _: EnergyCapPrincipal = Depends(chargebacks_module_view)
+                                   ) -> Response:
     """An Excel workbook of the task's failed versions and why they failed."""
     from openpyxl import Workbook
 

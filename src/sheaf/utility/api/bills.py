@@ -14,7 +14,12 @@ from sheaf.kit.base import utcnow
 from sheaf.runtime import Runtime, get_runtime
 from sheaf.utility import models as m
 from sheaf.utility import schemas, service, wire
-from sheaf.utility.api.deps import Paging, permission
+from sheaf.utility.api.deps import (
+    Paging,
+    bills_and_batches_create,
+    bills_and_batches_manage,
+    bills_and_batches_view,
+)
 from sheaf.utility.api.filters import FilterField, boolean, integer, parse
 from sheaf.utility.errors import field_error
 
@@ -39,12 +44,11 @@ BATCH_FILTERS = {
     "batchStatus": FilterField(m.Batch.status),
     "userId": FilterField(m.Batch.user_id, integer),
 }
-bills_viewer = permission("BillsAndBatches:View")
 
 
 @router.post("/api/v3/bill")
 def create_bill(body: schemas.BillCreate, runtime: Runtime = Depends(get_runtime),
-                who: EnergyCapPrincipal = Depends(permission("BillsAndBatches:Create"))
+                who: EnergyCapPrincipal = Depends(bills_and_batches_create)
                 ) -> dict[str, int]:
     """Create a bill in the caller's open batch (opened when missing)."""
     with runtime.db.write() as session:
@@ -54,7 +58,7 @@ def create_bill(body: schemas.BillCreate, runtime: Runtime = Depends(get_runtime
 @router.get("/api/v3/bill")
 def get_bills(response: Response, paging: Paging = Depends(),
               filter: str | None = Query(None), runtime: Runtime = Depends(get_runtime),
-              _: EnergyCapPrincipal = Depends(bills_viewer)) -> list[dict[str, Any]]:
+              _: EnergyCapPrincipal = Depends(bills_and_batches_view)) -> list[dict[str, Any]]:
     """Bills, paged, with EnergyCAP's filter syntax (billingPeriod, accountId, batchId,
     void, ...)."""
     conditions = parse(filter, BILL_FILTERS)
@@ -69,7 +73,7 @@ def get_bills(response: Response, paging: Paging = Depends(),
 
 @router.get("/api/v3/bill/{billId}")
 def get_bill(billId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
-             _: EnergyCapPrincipal = Depends(bills_viewer)) -> dict[str, Any]:
+             _: EnergyCapPrincipal = Depends(bills_and_batches_view)) -> dict[str, Any]:
     """One bill."""
     with runtime.db.read() as session:
         return wire.bill(session, service.get_or_404(session, m.Bill, billId, "Bill"))
@@ -83,7 +87,7 @@ def _batch(session: Any, batch: m.Batch) -> dict[str, Any]:
 
 @router.post("/api/v3/batch")
 def open_batch(body: schemas.BatchCreate, runtime: Runtime = Depends(get_runtime),
-               who: EnergyCapPrincipal = Depends(permission("BillsAndBatches:Create"))
+               who: EnergyCapPrincipal = Depends(bills_and_batches_create)
                ) -> dict[str, Any]:
     """Open a batch for the caller (one open batch per user)."""
     with runtime.db.write() as session:
@@ -93,7 +97,7 @@ def open_batch(body: schemas.BatchCreate, runtime: Runtime = Depends(get_runtime
 @router.get("/api/v3/batch")
 def get_batches(response: Response, paging: Paging = Depends(),
                 filter: str | None = Query(None), runtime: Runtime = Depends(get_runtime),
-                _: EnergyCapPrincipal = Depends(bills_viewer)) -> list[dict[str, Any]]:
+                _: EnergyCapPrincipal = Depends(bills_and_batches_view)) -> list[dict[str, Any]]:
     """Batches, paged, with EnergyCAP's filter syntax."""
     conditions = parse(filter, BATCH_FILTERS)
     with runtime.db.read() as session:
@@ -108,7 +112,7 @@ def get_batches(response: Response, paging: Paging = Depends(),
 
 @router.get("/api/v3/batch/{batchId}")
 def get_batch(batchId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
-              _: EnergyCapPrincipal = Depends(bills_viewer)) -> dict[str, Any]:
+              _: EnergyCapPrincipal = Depends(bills_and_batches_view)) -> dict[str, Any]:
     """One batch with its bill count, running total, flags and analyzing bills."""
     with runtime.db.read() as session:
         return _batch(session, service.get_or_404(session, m.Batch, batchId, "Batch"))
@@ -117,7 +121,7 @@ def get_batch(batchId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N8
 @router.put("/api/v202206/batch/{batchId}/status", status_code=204)
 def update_batch_status(batchId: int, body: schemas.UpdateBatchStatus,  # noqa: N803
                         runtime: Runtime = Depends(get_runtime),
-                        who: EnergyCapPrincipal = Depends(permission("BillsAndBatches:Manage"))
+                        who: EnergyCapPrincipal = Depends(bills_and_batches_manage)
                         ) -> Response:
     """Open, Pending (voids the batch's bills) or Closed (un-voids them from Pending)."""
     with runtime.db.write() as session:
@@ -127,12 +131,12 @@ def update_batch_status(batchId: int, body: schemas.UpdateBatchStatus,  # noqa: 
 
 @router.put("/api/v3/batch/close/{batchId}")
 def close_batch(batchId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
-                who: EnergyCapPrincipal = Depends(permission("BillsAndBatches:Manage"))
+                who: EnergyCapPrincipal = Depends(bills_and_batches_manage)
                 ) -> dict[str, Any]:
     """Close a batch."""
     with runtime.db.write() as session:
-        service.set_batch_status(session, who, batchId,
-                                 schemas.UpdateBatchStatus(batchStatus="Closed"))
+        closed = schemas.UpdateBatchStatus.model_validate({"batchStatus": "Closed"})
+        service.set_batch_status(session, who, batchId, closed)
         return _batch(session, service.get_or_404(session, m.Batch, batchId, "Batch"))
 
 
@@ -167,7 +171,7 @@ def _bill_entity(entityType: str) -> None:  # noqa: N803
 
 @router.get("/api/v3/flag/{entityType}/{entityId}")
 def get_flag(entityType: str, entityId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
-             _: EnergyCapPrincipal = Depends(bills_viewer)) -> dict[str, Any]:
+             _: EnergyCapPrincipal = Depends(bills_and_batches_view)) -> dict[str, Any]:
     """A bill's audit flag: the issues its audits found."""
     _bill_entity(entityType)
     with runtime.db.read() as session:
@@ -178,7 +182,7 @@ def get_flag(entityType: str, entityId: int, runtime: Runtime = Depends(get_runt
 @router.put("/api/v3/flag/{entityType}/{entityId}")
 def edit_flag(entityType: str, entityId: int, body: dict[str, Any],  # noqa: N803
               runtime: Runtime = Depends(get_runtime),
-              _: EnergyCapPrincipal = Depends(permission("BillsAndBatches:Manage"))
+              _: EnergyCapPrincipal = Depends(bills_and_batches_manage)
               ) -> dict[str, Any]:
     """Resolve (flagStatusId 2) or reopen (1) a bill's flag."""
     _bill_entity(entityType)

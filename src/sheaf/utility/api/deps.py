@@ -67,3 +67,20 @@ class Paging:
 def page_of(items: list[Any], paging: Paging, response: Response) -> list[Any]:
     paging.headers(response, len(items))
     return items[paging.offset: paging.offset + paging.size]
+
+
+# One dependency per permission an endpoint needs.
+accounts_create = permission("Accounts:Create")
+accounts_edit = permission("Accounts:Edit")
+accounts_view = permission("Accounts:View")
+bills_and_batches_create = permission("BillsAndBatches:Create")
+bills_and_batches_manage = permission("BillsAndBatches:Manage")
+bills_and_batches_view = permission("BillsAndBatches:View")
+chargeback_reversals_manage = permission("ChargebackReversals:Manage")
+chargebacks_manage = permission("Chargebacks:Manage")
+chargebacks_run = permission("Chargebacks:Run")
+chargebacks_module_view = permission("ChargebacksModule:View")
+meters_create = permission("Meters:Create")
+meters_view = permission("Meters:View")
+places_create = permission("Places:Create")
+places_view = permission("Places:View")

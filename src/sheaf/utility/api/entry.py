@@ -12,7 +12,16 @@ from sheaf.auth.energycap import EnergyCapPrincipal
 from sheaf.runtime import Runtime, get_runtime
 from sheaf.utility import models as m
 from sheaf.utility import schemas, service, wire
-from sheaf.utility.api.deps import Paging, permission
+from sheaf.utility.api.deps import (
+    Paging,
+    accounts_create,
+    accounts_edit,
+    accounts_view,
+    meters_create,
+    meters_view,
+    places_create,
+    places_view,
+)
 from sheaf.utility.api.filters import FilterField, boolean, integer, parse
 from sheaf.utility.errors import FieldCheck
 
@@ -47,7 +56,7 @@ def _page(runtime: Runtime, model: Any, key: Any, conditions: list[Any], paging:
 # -- places ------------------------------------------------------------------------------
 @router.post("/api/v3/place")
 def create_place(body: schemas.PlaceCreate, runtime: Runtime = Depends(get_runtime),
-                 who: EnergyCapPrincipal = Depends(permission("Places:Create"))
+                 who: EnergyCapPrincipal = Depends(places_create)
                  ) -> dict[str, Any]:
     """Create a place (building, site, ...) under a parent place."""
     with runtime.db.write() as session:
@@ -57,7 +66,7 @@ def create_place(body: schemas.PlaceCreate, runtime: Runtime = Depends(get_runti
 @router.get("/api/v3/place")
 def get_places(response: Response, paging: Paging = Depends(),
                filter: str | None = Query(None), runtime: Runtime = Depends(get_runtime),
-               _: EnergyCapPrincipal = Depends(permission("Places:View"))) -> list[dict[str, Any]]:
+               _: EnergyCapPrincipal = Depends(places_view)) -> list[dict[str, Any]]:
     """Places, paged, with EnergyCAP's filter syntax."""
     return _page(runtime, m.Place, m.Place.place_id, parse(filter, PLACE_FILTERS), paging,
                  response, wire.place)
@@ -65,7 +74,7 @@ def get_places(response: Response, paging: Paging = Depends(),
 
 @router.get("/api/v3/place/{placeId}")
 def get_place(placeId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
-              _: EnergyCapPrincipal = Depends(permission("Places:View"))) -> dict[str, Any]:
+              _: EnergyCapPrincipal = Depends(places_view)) -> dict[str, Any]:
     """One place."""
     with runtime.db.read() as session:
         return wire.place(session, service.get_or_404(session, m.Place, placeId, "Place"))
@@ -78,7 +87,7 @@ def _meter(session: Any, meter: m.Meter) -> dict[str, Any]:
 
 @router.post("/api/v3/meter")
 def create_meter(body: schemas.MeterCreate, runtime: Runtime = Depends(get_runtime),
-                 who: EnergyCapPrincipal = Depends(permission("Meters:Create"))
+                 who: EnergyCapPrincipal = Depends(meters_create)
                  ) -> dict[str, Any]:
     """Create a meter at a place (a Hidden meter type makes a hidden meter)."""
     with runtime.db.write() as session:
@@ -88,7 +97,7 @@ def create_meter(body: schemas.MeterCreate, runtime: Runtime = Depends(get_runti
 @router.get("/api/v3/meter")
 def get_meters(response: Response, paging: Paging = Depends(),
                filter: str | None = Query(None), runtime: Runtime = Depends(get_runtime),
-               _: EnergyCapPrincipal = Depends(permission("Meters:View"))) -> list[dict[str, Any]]:
+               _: EnergyCapPrincipal = Depends(meters_view)) -> list[dict[str, Any]]:
     """Meters, paged, with EnergyCAP's filter syntax."""
     return _page(runtime, m.Meter, m.Meter.meter_id, parse(filter, METER_FILTERS), paging,
                  response, _meter)
@@ -96,7 +105,7 @@ def get_meters(response: Response, paging: Paging = Depends(),
 
 @router.get("/api/v3/meter/{meterId}")
 def get_meter(meterId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
-              _: EnergyCapPrincipal = Depends(permission("Meters:View"))) -> dict[str, Any]:
+              _: EnergyCapPrincipal = Depends(meters_view)) -> dict[str, Any]:
     """One meter with its accounts."""
     with runtime.db.read() as session:
         return _meter(session, service.get_or_404(session, m.Meter, meterId, "Meter"))
@@ -109,7 +118,7 @@ def _account(session: Any, account: m.Account) -> dict[str, Any]:
 
 @router.post("/api/v3/account")
 def create_account(body: schemas.AccountCreate, runtime: Runtime = Depends(get_runtime),
-                   who: EnergyCapPrincipal = Depends(permission("Accounts:Create"))
+                   who: EnergyCapPrincipal = Depends(accounts_create)
                    ) -> dict[str, Any]:
     """Create an account (its meters, if listed, are linked from today on)."""
     with runtime.db.write() as session:
@@ -119,7 +128,7 @@ def create_account(body: schemas.AccountCreate, runtime: Runtime = Depends(get_r
 @router.get("/api/v3/account")
 def get_accounts(response: Response, paging: Paging = Depends(),
                  filter: str | None = Query(None), runtime: Runtime = Depends(get_runtime),
-                 _: EnergyCapPrincipal = Depends(permission("Accounts:View"))
+                 _: EnergyCapPrincipal = Depends(accounts_view)
                  ) -> list[dict[str, Any]]:
     """Accounts, paged, with EnergyCAP's filter syntax."""
     return _page(runtime, m.Account, m.Account.account_id, parse(filter, ACCOUNT_FILTERS),
@@ -128,7 +137,7 @@ def get_accounts(response: Response, paging: Paging = Depends(),
 
 @router.get("/api/v3/account/{accountId}")
 def get_account(accountId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
-                _: EnergyCapPrincipal = Depends(permission("Accounts:View"))) -> dict[str, Any]:
+                _: EnergyCapPrincipal = Depends(accounts_view)) -> dict[str, Any]:
     """One account with its meters."""
     with runtime.db.read() as session:
         return _account(session, service.get_or_404(session, m.Account, accountId, "Account"))
@@ -137,7 +146,7 @@ def get_account(accountId: int, runtime: Runtime = Depends(get_runtime),  # noqa
 @router.post("/api/v3/accountmeter")
 def create_account_meter(body: list[schemas.AccountMeterCreate],
                          runtime: Runtime = Depends(get_runtime),
-                         _: EnergyCapPrincipal = Depends(permission("Accounts:Edit"))
+                         _: EnergyCapPrincipal = Depends(accounts_edit)
                          ) -> list[dict[str, Any]]:
     """Link meters to accounts (all or none)."""
     out = []
