@@ -78,14 +78,15 @@ class Outcome:
 
 
 def exact_decimal(value: Fraction, places: Decimal) -> Decimal:
-    """``value`` rounded half to even at ``places``, without a float or a lossy division."""
-    scale = int(1 / places)
-    scaled = value * scale
+    """``value`` rounded half to even at ``places`` (a power of ten), exactly: integer
+    arithmetic only, and a Decimal built from digits (no context precision applies)."""
+    digits = -places.as_tuple().exponent  # type: ignore[operator]
+    scaled = value * 10**digits
     whole, remainder = divmod(scaled.numerator, scaled.denominator)
     twice = 2 * remainder
     if twice > scaled.denominator or (twice == scaled.denominator and whole % 2 == 1):
         whole += 1
-    return (Decimal(whole) / scale).quantize(places)
+    return Decimal(f"{whole}E-{digits}")
 
 
 def compute(targets: list[Target], sums: list[SourceSum], present: dict[tuple[int, int], int],
