@@ -54,6 +54,8 @@ class UtilitySettings(BaseModel):
     # an aggregate bill whose use or cost differs from the prior period's by more than
     # this percentage is flagged by the audits
     audit_variance_percent: int = Field(default=50, ge=1)
+    # bulk bill import: larger files get 413
+    max_import_bytes: int = Field(default=1024 * 1024 * 1024, gt=0)
 
 
 class Settings(BaseSettings):
