@@ -234,7 +234,8 @@ def _bills(conn: Connection, rows: pl.DataFrame, use_type: int, user_id: int | N
     low, high = int(rows["period"].min()), int(rows["period"].max())  # type: ignore[arg-type]
     standing = bulk.fetch_frame(
         conn, "SELECT b.bill_id, b.account_id, l.meter_id, b.billing_period, "
-              "CAST(b.begin_date AS TEXT), CAST(b.end_date AS TEXT), l.value_micro, l.unit_id, l.cost_micro, l.bodyline_id "
+              "CAST(b.begin_date AS TEXT), CAST(b.end_date AS TEXT), l.value_micro, l.unit_id, "
+              "l.cost_micro, l.bodyline_id "
               "FROM utility_bill b JOIN utility_bill_line l ON l.bill_id = b.bill_id "
               "WHERE b.task_id IS NULL AND b.void = ? AND b.billing_period BETWEEN ? AND ?",
         [False, low, high],
