@@ -149,7 +149,8 @@ def _codes(conn: Connection, sql: str, code: str, ident: str) -> pl.DataFrame:
 
 def _apply(conn: Connection, rows: pl.DataFrame, user_id: int | None) -> ImportResult:
     now = bulk.timestamp(conn, utcnow())
-    types: dict[str, int] = dict(conn.execute(text("SELECT kind || ':' || code, type_id FROM utility_type")).all())
+    types: dict[str, int] = dict(conn.execute(text(
+        "SELECT kind || ':' || code, type_id FROM utility_type")).all())
     root = conn.execute(text("SELECT place_id FROM utility_place WHERE parent_id IS NULL "
                              "ORDER BY place_id")).scalar()
     cost_center = conn.execute(text("SELECT cost_center_id FROM utility_cost_center WHERE "
