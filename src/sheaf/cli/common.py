@@ -11,11 +11,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from sheaf.config import Settings
 from sheaf.identity import jobs as _identity_jobs  # noqa: F401  (registers handlers)
-from sheaf.utility import jobs as _utility_jobs  # noqa: F401  (registers handlers)
 from sheaf.jobs.models import Job
 from sheaf.jobs.states import TERMINAL, JobStatus
 from sheaf.migrate import upgrade
 from sheaf.runtime import Runtime
+from sheaf.utility import jobs as _utility_jobs  # noqa: F401  (registers handlers)
 
 console = Console()
 
