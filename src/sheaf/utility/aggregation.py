@@ -60,6 +60,7 @@ def run(db: Database, settings: Settings, task_id: int, job_id: str, worker_id: 
             targets, outcomes, standing = _plan(session.connection(), first, last)
         progress(len(targets), len(targets), f"Writing {len(outcomes)} aggregate bills")
         _commit(db, task_id, job_id, worker_id, outcomes, standing)
+    progress(0, None, "Auditing the new bills")
     audit(db, settings, task_id)
     with db.read() as session:
         task = session.get(m.ChargebackTask, task_id)

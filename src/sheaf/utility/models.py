@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from sheaf.auth import energycap as _users  # noqa: F401  (energycap_user, referenced below)
 from sheaf.kit.base import Base, UTCDateTime, utcnow
 
 MICRO = 1_000_000
