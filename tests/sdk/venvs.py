@@ -1,4 +1,5 @@
-"""Build the isolated virtualenvs that hold the official SailPoint Python SDKs.
+"""Build the isolated virtualenvs that hold the official vendor Python SDKs (SailPoint,
+EnergyCAP).
 
 The SDKs pin old pydantic/urllib3 releases that clash with the project's own
 dependencies, so each SDK major version lives in its own virtualenv under
@@ -27,7 +28,10 @@ MARKER_NAME = ".sheaf-sdk-spec"
 SDK_SPECS: dict[str, str] = {
     "sailpoint2": "sailpoint==2.1.72",
     "sailpoint1": "sailpoint==1.4.2",
+    "energycap": "EnergyCapSdk==8.2309.4878",
 }
+#: venv name -> the module that must import before the venv counts as built.
+SDK_MODULES: dict[str, str] = {"energycap": "energycap.sdk"}
 
 
 def venv_python(venv_dir: Path) -> Path:
@@ -98,7 +102,7 @@ def _build(venv_dir: Path, spec: str) -> None:
     pip = [str(python), "-m", "pip", "--quiet", "--disable-pip-version-check", "--no-input"]
     _run([*pip, "install", spec])
     # Sanity check: the SDK must import before we declare the venv usable.
-    _run([str(python), "-c", "import sailpoint"])
+    _run([str(python), "-c", f"import {SDK_MODULES.get(venv_dir.name, 'sailpoint')}"])
     marker.write_text(spec + "\n")
 
 

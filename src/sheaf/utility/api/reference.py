@@ -46,6 +46,10 @@ def get_units(runtime: Runtime = Depends(get_runtime)) -> list[dict[str, Any]]:
                 session.execute(select(m.Unit).order_by(m.Unit.unit_id)).scalars()]
 
 
+# the SDK's own spellings of some of these paths (EnergyCAP's routes ignore case)
+SDK_PATHS = {"place": "/api/v3/place/placetype", "observation": "/api/v3/observationtype"}
+
+
 def _types_endpoint(kind: str) -> None:
     def list_types(runtime: Runtime = Depends(get_runtime)) -> list[dict[str, Any]]:
         with runtime.db.read() as session:
@@ -56,6 +60,9 @@ def _types_endpoint(kind: str) -> None:
     list_types.__doc__ = f"Every {kind} type (seeded)."
     router.add_api_route(f"/api/v3/{kind}Type", list_types, methods=["GET"],
                          name=f"get_{kind}_types")
+    if kind in SDK_PATHS:
+        router.add_api_route(SDK_PATHS[kind], list_types, methods=["GET"],
+                             name=f"get_{kind}_types_sdk")
 
 
 for _kind in ("place", "meter", "account", "observation"):
@@ -63,6 +70,7 @@ for _kind in ("place", "meter", "account", "observation"):
 
 
 @router.get("/api/v3/costCenter")
+@router.get("/api/v3/costcenter")
 def get_cost_centers(runtime: Runtime = Depends(get_runtime)) -> list[dict[str, Any]]:
     """Cost centers (the root one is seeded)."""
     with runtime.db.read() as session:
