@@ -63,3 +63,26 @@ def test_import_then_aggregate(cli: CliRunner, tmp_path: Path) -> None:
     assert task["status"] == "Completed" and task["numberOfBillsCreated"] == 1
     bad_period = cli.invoke(app, ["utility", "aggregate", "--period", "202413"])
     assert bad_period.exit_code == 2 and "between 01 and 12" in bad_period.output
+
+
+def test_demo_builds_the_campus_once(cli: CliRunner) -> None:
+    first = cli.invoke(app, ["demo"])
+    assert first.exit_code == 0, first.output
+    assert "utility campus (created)" in first.output
+    assert "24 aggregate bills created" in first.output  # 2 aggregates x 12 periods
+    key = next(json.loads(line)["api_key"] for line in first.output.splitlines()
+               if line.startswith('{"api_key"'))
+    second = cli.invoke(app, ["demo"])
+    assert "utility campus (already there)" in second.output
+    assert "0 aggregate bills created" in second.output  # unchanged: nothing written
+    rt = Runtime.build(Settings())
+    try:
+        with rt.db.read() as session:
+            standing = session.execute(select(m.Bill).where(
+                m.Bill.task_id.is_not(None), m.Bill.void.is_(False))).scalars().all()
+            assert len(standing) == 24
+            from sheaf.auth.energycap import verify_key
+
+            assert verify_key(session, key) is not None
+    finally:
+        rt.close()

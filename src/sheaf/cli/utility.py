@@ -37,6 +37,9 @@ def cli_user(rt: Runtime, code: str = CLI_USER) -> EnergyCapPrincipal:
 def aggregate(
     period: int | None = typer.Option(None, "--period",
                                       help="Last billing period (YYYYMM); default: this month."),
+    periods: int | None = typer.Option(None, "--periods", min=1, max=120,
+                                       help="How many periods, ending with --period "
+                                            "(default: SHEAF_UTILITY__AGGREGATION_PERIODS)."),
     note: str | None = typer.Option(None, "--note", help="The task's comment."),
     as_json: bool = typer.Option(False, "--json", help="Print the task as JSON."),
 ) -> None:
@@ -45,7 +48,7 @@ def aggregate(
     with runtime(start_executor=True) as rt:
         try:
             body = schemas.AggregationSettings.model_validate(settings)
-            task_id = tasks.submit(rt, cli_user(rt), body)
+            task_id = tasks.submit(rt, cli_user(rt), body, periods)
         except FieldErrors as exc:
             console.print(f"[red]{exc.message}[/]")
             raise typer.Exit(code=2) from None

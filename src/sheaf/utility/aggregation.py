@@ -62,6 +62,7 @@ def run(db: Database, settings: Settings, task_id: int, job_id: str, worker_id: 
         _commit(db, task_id, job_id, worker_id, outcomes, standing)
     progress(0, None, "Auditing the new bills")
     audit(db, settings, task_id)
+    progress(1, 1, "Audited")
     with db.read() as session:
         task = session.get(m.ChargebackTask, task_id)
         assert task is not None

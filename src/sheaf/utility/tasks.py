@@ -35,13 +35,14 @@ def current_period(now: datetime | None = None) -> int:
 
 
 def submit(runtime: Runtime, who: EnergyCapPrincipal,
-           body: schemas.AggregationSettings | None) -> int:
-    """Record the task (and its batch) and queue its job; returns the task id."""
+           body: schemas.AggregationSettings | None, periods_count: int | None = None) -> int:
+    """Record the task (and its batch) and queue its job; returns the task id.
+    ``periods_count`` overrides the configured number of periods (the CLI's --periods)."""
     body = body or schemas.AggregationSettings.model_validate({})
     end = body.billing_period if body.billing_period is not None else current_period()
     if (why := periods.problem(end)) is not None:
         raise field_error("billingPeriod", why)
-    count = runtime.settings.utility.aggregation_periods
+    count = periods_count or runtime.settings.utility.aggregation_periods
     first = periods.add_months(end, -(count - 1))
     with runtime.db.write() as session:
         if (holder := active_holder(session, LOCK_KEY)) is not None:
