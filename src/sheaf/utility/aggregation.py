@@ -247,17 +247,23 @@ def audit(db: Database, settings: Settings, task_id: int) -> None:
             .where(bill.task_id == task_id, bill.analyzing.is_(True))).all()
         if not rows:
             return
-        missing = dict(session.execute(
-            select(m.TaskVersion.version_id * 1000000 + m.TaskVersion.billing_period,
-                   m.TaskVersion.missing_sources).where(m.TaskVersion.task_id == task_id)
-        ).all())
+        missing = {(v, p): n for v, p, n in session.execute(
+            select(m.TaskVersion.version_id, m.TaskVersion.billing_period,
+                   m.TaskVersion.missing_sources).where(m.TaskVersion.task_id == task_id))}
+        accounts = {r[1] for r in rows}
+        wanted = {(r[1], periods.add_months(r[2], -1)) for r in rows}
+        low, high = min(p for _, p in wanted), max(p for _, p in wanted)
+        priors: dict[tuple[int, int], tuple[int, int]] = {}
+        for account_id, period, use, cost in session.execute(
+                select(bill.account_id, bill.billing_period, use_of, bill.total_cost_micro)
+                .where(bill.task_id.is_not(None), bill.void.is_(False),
+                       bill.billing_period.between(low, high))
+                .order_by(bill.bill_id)):
+            if account_id in accounts:
+                priors[(account_id, period)] = (int(use), int(cost))  # the newest wins
         flags = []
         for bill_id, account_id, period, version_id, use, cost in rows:
-            prior = session.execute(
-                select(use_of, bill.total_cost_micro)
-                .where(bill.account_id == account_id, bill.void.is_(False),
-                       bill.billing_period == periods.add_months(period, -1))
-                .order_by(bill.bill_id.desc()).limit(1)).first()
+            prior = priors.get((account_id, periods.add_months(period, -1)))
             if use == 0 and cost != 0:
                 flags.append((bill_id, "Zero use with cost",
                               "The bill has a cost but no use"))
@@ -267,7 +273,7 @@ def audit(db: Database, settings: Settings, task_id: int) -> None:
                         flags.append((bill_id, f"{name} variance",
                                       f"{name} differs from the prior period's by more "
                                       f"than {settings.utility.audit_variance_percent}%"))
-            absent = missing.get((version_id or 0) * 1000000 + period, 0)
+            absent = missing.get((version_id, period), 0)
             if absent:
                 flags.append((bill_id, "Missing source bills",
                               f"{absent} source meter(s) had no bill in period {period}"))

@@ -30,10 +30,18 @@ def to_micro(value: Decimal | float | None) -> int:
     return int(Decimal(str(value)) * m.MICRO)
 
 
-def has_more_than_6_decimals(value: Decimal | float | None) -> bool:
+def amount_problem(value: Decimal | float | None) -> str | None:
+    """Why ``value`` cannot be stored exactly as millionths, or None."""
     if value is None:
-        return False
-    return Decimal(str(value)) * m.MICRO % 1 != 0
+        return None
+    number = Decimal(str(value))
+    if not number.is_finite():
+        return "is not a number"
+    if abs(number) >= 10**12:
+        return "must be less than 10^12 in size"
+    if number != number.quantize(Decimal("0.000001")):
+        return "has more than 6 decimal places"
+    return None
 
 
 def type_id(session: Session, kind: str, code: str) -> int:
@@ -325,10 +333,10 @@ def _line(session: Session, check: FieldCheck, where: str, observation_type_id: 
     if unit_id is not None and session.get(m.Unit, unit_id) is None:
         check.add(f"{where}.valueUnitId", f"unit {unit_id} does not exist")
     for name, number in (("value", value), ("cost", cost)):
-        if has_more_than_6_decimals(number):
-            check.add(f"{where}.{name}", "has more than 6 decimal places")
-        elif number is not None and abs(Decimal(str(number))) >= 10**12:
-            check.add(f"{where}.{name}", "must be less than 10^12 in size")
+        if (why := amount_problem(number)) is not None:
+            check.add(f"{where}.{name}", why)
+    if check.fields:  # (the values may not convert)
+        return m.BillLine()
     return m.BillLine(meter_id=meter_id, observation_type_id=observation_type_id,
                       caption=caption, value_micro=None if value is None else to_micro(value),
                       unit_id=unit_id if value is not None else None, cost_micro=to_micro(cost))

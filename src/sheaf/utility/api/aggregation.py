@@ -16,6 +16,7 @@ from sheaf.runtime import Runtime, get_runtime
 from sheaf.utility import aggregates, schemas, tasks, wire
 from sheaf.utility import models as m
 from sheaf.utility.api.deps import (
+    IdPath,
     Paging,
     chargeback_reversals_manage,
     chargebacks_manage,
@@ -39,7 +40,7 @@ TASK_FILTERS = {
 
 
 @router.put("/api/v202203/utilityPlatform/place/{placeId}/aggregateMeter")
-def upsert_aggregate_meter(placeId: int, body: schemas.UpsertAggregateMeter,  # noqa: N803
+def upsert_aggregate_meter(placeId: IdPath, body: schemas.UpsertAggregateMeter,  # noqa: N803
                            runtime: Runtime = Depends(get_runtime),
                            who: EnergyCapPrincipal = Depends(meters_create)
                            ) -> dict[str, Any]:
@@ -60,7 +61,7 @@ def _versions(session: Any, *where: Any) -> list[dict[str, Any]]:
 
 @router.get("/api/v3/account/{accountId}/meter/{meterId}/calculatedBill")
 def get_calculated_bill_version_history(
-        accountId: int, meterId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
+        accountId: IdPath, meterId: IdPath, runtime: Runtime = Depends(get_runtime),  # noqa: N803
         _: EnergyCapPrincipal = Depends(chargebacks_module_view)) -> list[dict[str, Any]]:
     """An account-meter's calculated-bill versions, oldest first."""
     with runtime.db.read() as session:
@@ -69,7 +70,7 @@ def get_calculated_bill_version_history(
 
 
 @router.get("/api/v3/meter/{meterId}/calculatedBill")
-def get_calculated_bills(meterId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
+def get_calculated_bills(meterId: IdPath, runtime: Runtime = Depends(get_runtime),  # noqa: N803
                          _: EnergyCapPrincipal = Depends(chargebacks_module_view)
                          ) -> list[dict[str, Any]]:
     """A meter's calculated-bill versions, on any account."""
@@ -88,7 +89,7 @@ def _version(session: Any, account_id: int, meter_id: int, version_id: int
 
 @router.get("/api/v3/account/{accountId}/meter/{meterId}/calculatedBill/{versionId}")
 def get_calculate_bill_details(
-        accountId: int, meterId: int, versionId: int,  # noqa: N803
+        accountId: IdPath, meterId: IdPath, versionId: IdPath,  # noqa: N803
         runtime: Runtime = Depends(get_runtime),
         _: EnergyCapPrincipal = Depends(chargebacks_module_view)) -> dict[str, Any]:
     """One version: its use and cost are the sum of its source meters."""
@@ -102,7 +103,7 @@ def get_calculate_bill_details(
 @router.get("/api/v3/account/{accountId}/meter/{meterId}/calculatedBill/{versionId}"
             "/chargebackTask")
 def get_calculated_bill_chargeback_task_by_version(
-        accountId: int, meterId: int, versionId: int,  # noqa: N803
+        accountId: IdPath, meterId: IdPath, versionId: IdPath,  # noqa: N803
         runtime: Runtime = Depends(get_runtime),
         _: EnergyCapPrincipal = Depends(chargebacks_module_view)) -> list[dict[str, Any]]:
     """What each task did with this version, period by period (bills made, or why not)."""
@@ -143,7 +144,7 @@ def get_chargeback_tasks(response: Response, paging: Paging = Depends(),
 
 
 @router.get("/api/v3/chargebackTask/{taskId}")
-def get_chargeback_task(taskId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
+def get_chargeback_task(taskId: IdPath, runtime: Runtime = Depends(get_runtime),  # noqa: N803
                         _: EnergyCapPrincipal = Depends(chargebacks_module_view)) -> dict[str, Any]:
     """One chargeback task: status, batch, counts of bills, failures, analyzing bills and
     unresolved flags."""
@@ -152,7 +153,7 @@ def get_chargeback_task(taskId: int, runtime: Runtime = Depends(get_runtime),  #
 
 
 @router.put("/api/v3/chargebackTask/{taskId}")
-def update_chargeback_task(taskId: int, body: schemas.ChargebackTaskEdit,  # noqa: N803
+def update_chargeback_task(taskId: IdPath, body: schemas.ChargebackTaskEdit,  # noqa: N803
                            runtime: Runtime = Depends(get_runtime),
                            _: EnergyCapPrincipal = Depends(chargebacks_manage)
                            ) -> dict[str, Any]:
@@ -172,7 +173,7 @@ def _reverse(runtime: Runtime, who: EnergyCapPrincipal, task_id: int, remove: bo
 
 
 @router.post("/api/v3/chargebackTask/{taskId}/void", status_code=204)
-def void_chargeback_task(taskId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
+def void_chargeback_task(taskId: IdPath, runtime: Runtime = Depends(get_runtime),  # noqa: N803
                          who: EnergyCapPrincipal = Depends(
                              chargeback_reversals_manage)) -> Response:
     """Void every bill the task created (once; not while it runs)."""
@@ -180,7 +181,7 @@ def void_chargeback_task(taskId: int, runtime: Runtime = Depends(get_runtime),  
 
 
 @router.post("/api/v3/chargebackTask/{taskId}/delete", status_code=204)
-def delete_chargeback_task(taskId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
+def delete_chargeback_task(taskId: IdPath, runtime: Runtime = Depends(get_runtime),  # noqa: N803
                            who: EnergyCapPrincipal = Depends(
                                chargeback_reversals_manage)) -> Response:
     """Delete every bill the task created (once; not while it runs)."""
@@ -192,7 +193,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 @router.get("/api/v3/chargebackTask/{taskId}/errorOutput",
             responses={200: {"content": {XLSX: {}}}})
-def get_chargeback_task_error_file(taskId: int,  # noqa: N803
+def get_chargeback_task_error_file(taskId: IdPath,  # noqa: N803
                                    runtime: Runtime = Depends(get_runtime),
                                    _: EnergyCapPrincipal = Depends(chargebacks_module_view)
                                    ) -> Response:

@@ -15,6 +15,7 @@ from sheaf.runtime import Runtime, get_runtime
 from sheaf.utility import models as m
 from sheaf.utility import schemas, service, wire
 from sheaf.utility.api.deps import (
+    IdPath,
     Paging,
     bills_and_batches_create,
     bills_and_batches_manage,
@@ -72,7 +73,7 @@ def get_bills(response: Response, paging: Paging = Depends(),
 
 
 @router.get("/api/v3/bill/{billId}")
-def get_bill(billId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
+def get_bill(billId: IdPath, runtime: Runtime = Depends(get_runtime),  # noqa: N803
              _: EnergyCapPrincipal = Depends(bills_and_batches_view)) -> dict[str, Any]:
     """One bill."""
     with runtime.db.read() as session:
@@ -111,7 +112,7 @@ def get_batches(response: Response, paging: Paging = Depends(),
 
 
 @router.get("/api/v3/batch/{batchId}")
-def get_batch(batchId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
+def get_batch(batchId: IdPath, runtime: Runtime = Depends(get_runtime),  # noqa: N803
               _: EnergyCapPrincipal = Depends(bills_and_batches_view)) -> dict[str, Any]:
     """One batch with its bill count, running total, flags and analyzing bills."""
     with runtime.db.read() as session:
@@ -119,7 +120,7 @@ def get_batch(batchId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N8
 
 
 @router.put("/api/v202206/batch/{batchId}/status", status_code=204)
-def update_batch_status(batchId: int, body: schemas.UpdateBatchStatus,  # noqa: N803
+def update_batch_status(batchId: IdPath, body: schemas.UpdateBatchStatus,  # noqa: N803
                         runtime: Runtime = Depends(get_runtime),
                         who: EnergyCapPrincipal = Depends(bills_and_batches_manage)
                         ) -> Response:
@@ -130,7 +131,7 @@ def update_batch_status(batchId: int, body: schemas.UpdateBatchStatus,  # noqa: 
 
 
 @router.put("/api/v3/batch/close/{batchId}")
-def close_batch(batchId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
+def close_batch(batchId: IdPath, runtime: Runtime = Depends(get_runtime),  # noqa: N803
                 who: EnergyCapPrincipal = Depends(bills_and_batches_manage)
                 ) -> dict[str, Any]:
     """Close a batch."""
@@ -170,7 +171,7 @@ def _bill_entity(entityType: str) -> None:  # noqa: N803
 
 
 @router.get("/api/v3/flag/{entityType}/{entityId}")
-def get_flag(entityType: str, entityId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
+def get_flag(entityType: str, entityId: IdPath, runtime: Runtime = Depends(get_runtime),  # noqa: N803
              _: EnergyCapPrincipal = Depends(bills_and_batches_view)) -> dict[str, Any]:
     """A bill's audit flag: the issues its audits found."""
     _bill_entity(entityType)
@@ -180,7 +181,7 @@ def get_flag(entityType: str, entityId: int, runtime: Runtime = Depends(get_runt
 
 
 @router.put("/api/v3/flag/{entityType}/{entityId}")
-def edit_flag(entityType: str, entityId: int, body: dict[str, Any],  # noqa: N803
+def edit_flag(entityType: str, entityId: IdPath, body: dict[str, Any],  # noqa: N803
               runtime: Runtime = Depends(get_runtime),
               _: EnergyCapPrincipal = Depends(bills_and_batches_manage)
               ) -> dict[str, Any]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from sheaf.auth.energycap import EnergyCapPrincipal, verify_key
@@ -14,6 +14,8 @@ from sheaf.errors import Unauthorized
 from sheaf.runtime import Runtime, get_runtime
 
 MAX_PAGE_SIZE = 1000
+# a path id: EnergyCAP's ids are 32-bit integers (a larger one is a 400, not an overflow)
+IdPath = Annotated[int, Path(ge=-(2**31), le=2**31 - 1)]
 
 
 def _verify(runtime: Runtime, api_key: str) -> EnergyCapPrincipal | None:

@@ -13,6 +13,7 @@ from sheaf.runtime import Runtime, get_runtime
 from sheaf.utility import models as m
 from sheaf.utility import schemas, service, wire
 from sheaf.utility.api.deps import (
+    IdPath,
     Paging,
     accounts_create,
     accounts_edit,
@@ -73,7 +74,7 @@ def get_places(response: Response, paging: Paging = Depends(),
 
 
 @router.get("/api/v3/place/{placeId}")
-def get_place(placeId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
+def get_place(placeId: IdPath, runtime: Runtime = Depends(get_runtime),  # noqa: N803
               _: EnergyCapPrincipal = Depends(places_view)) -> dict[str, Any]:
     """One place."""
     with runtime.db.read() as session:
@@ -104,7 +105,7 @@ def get_meters(response: Response, paging: Paging = Depends(),
 
 
 @router.get("/api/v3/meter/{meterId}")
-def get_meter(meterId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
+def get_meter(meterId: IdPath, runtime: Runtime = Depends(get_runtime),  # noqa: N803
               _: EnergyCapPrincipal = Depends(meters_view)) -> dict[str, Any]:
     """One meter with its accounts."""
     with runtime.db.read() as session:
@@ -136,7 +137,7 @@ def get_accounts(response: Response, paging: Paging = Depends(),
 
 
 @router.get("/api/v3/account/{accountId}")
-def get_account(accountId: int, runtime: Runtime = Depends(get_runtime),  # noqa: N803
+def get_account(accountId: IdPath, runtime: Runtime = Depends(get_runtime),  # noqa: N803
                 _: EnergyCapPrincipal = Depends(accounts_view)) -> dict[str, Any]:
     """One account with its meters."""
     with runtime.db.read() as session:

@@ -32,7 +32,10 @@ class FilterField:
 
 
 def integer(value: str) -> int:
-    return int(value)
+    number = int(value)
+    if not -(2**31) <= number < 2**31:  # EnergyCAP's integers are 32-bit
+        raise ValueError("out of range")
+    return number
 
 
 def boolean(value: str) -> bool:

@@ -11,7 +11,7 @@ from sheaf.errors import NotFound
 from sheaf.runtime import Runtime, get_runtime
 from sheaf.utility import models as m
 from sheaf.utility import wire
-from sheaf.utility.api.deps import caller
+from sheaf.utility.api.deps import IdPath, caller
 
 router = APIRouter(tags=["EnergyCAP reference data"], dependencies=[Depends(caller)])
 
@@ -27,7 +27,7 @@ def get_commodities(runtime: Runtime = Depends(get_runtime)) -> list[dict[str, A
 
 @router.get("/api/v3/commodity/{commodityId}")
 @router.get("/api/v202304/commodity/{commodityId}")
-def get_commodity(commodityId: int, runtime: Runtime = Depends(get_runtime)  # noqa: N803
+def get_commodity(commodityId: IdPath, runtime: Runtime = Depends(get_runtime)  # noqa: N803
                   ) -> dict[str, Any]:
     """One commodity."""
     with runtime.db.read() as session:
