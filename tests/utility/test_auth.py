@@ -69,3 +69,10 @@ def test_cli_creates_a_key_for_a_user(settings: Settings, monkeypatch: object,
     bad = runner.invoke(cli, ["credentials", "create", "x", "--dialect", "energycap",
                               "--permission", "Nope:Run"], env={**os.environ, **env})
     assert bad.exit_code != 0 and "unknown permissions" in bad.output
+    nowhere = runner.invoke(cli, ["credentials", "create", "y", "--dialect", "energycap",
+                                  "--place", "NOWHERE"], env={**os.environ, **env})
+    assert nowhere.exit_code != 0 and "no place has the code" in nowhere.output
+    rooted = runner.invoke(cli, ["credentials", "create", "z", "--dialect", "energycap",
+                                 "--user", "Z", "--place", "ROOT", "--json"],
+                           env={**os.environ, **env})
+    assert rooted.exit_code == 0 and json.loads(rooted.output)["topmostPlaceId"] == 1

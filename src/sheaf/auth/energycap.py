@@ -37,6 +37,8 @@ class EnergyCapUser(Base):
     user_code: Mapped[str] = mapped_column(String(32), unique=True)
     full_name: Mapped[str] = mapped_column(String(100))
     permissions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # the place whose subtree the user sees (EnergyCAP's "topmost place"); None: every place
+    topmost_place_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -57,6 +59,7 @@ class EnergyCapPrincipal:
     user_code: str
     full_name: str
     permissions: frozenset[str]
+    topmost_place_id: int | None = None
 
     def child(self) -> dict[str, object]:
         """EnergyCAP's ``UserChild``."""
@@ -76,9 +79,11 @@ def _digest(secret: str) -> str:
 
 
 def create_key(
-    session: Session, name: str, user_code: str | None, permissions: list[str]
+    session: Session, name: str, user_code: str | None, permissions: list[str],
+    topmost_place_id: int | None = None,
 ) -> tuple[EnergyCapKey, EnergyCapUser, str]:
-    """Store a key (and its user, created when missing); the key is returned once."""
+    """Store a key (and its user, created when missing); the key is returned once.
+    ``topmost_place_id`` limits a new user to that place's subtree."""
     unknown = sorted(set(permissions) - set(PERMISSIONS))
     if unknown:
         raise ValueError(f"unknown permissions {unknown}; known: {list(PERMISSIONS)}")
@@ -89,7 +94,8 @@ def create_key(
         select(EnergyCapUser).where(EnergyCapUser.user_code == code)).scalar_one_or_none()
     if user is None:
         user = EnergyCapUser(user_code=code, full_name=code,
-                             permissions=sorted(set(permissions or PERMISSIONS)))
+                             permissions=sorted(set(permissions or PERMISSIONS)),
+                             topmost_place_id=topmost_place_id)
         session.add(user)
         session.flush()
     elif permissions:
@@ -123,4 +129,4 @@ def verify_key(session: Session, api_key: str) -> EnergyCapPrincipal | None:
     if user is None:
         return None
     return EnergyCapPrincipal(user.user_id, user.user_code, user.full_name,
-                              frozenset(user.permissions))
+                              frozenset(user.permissions), user.topmost_place_id)

@@ -7,10 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 import typer
+from sqlalchemy import select
 
 from sheaf.auth import credentials as service
 from sheaf.auth import energycap
 from sheaf.cli.common import console, runtime
+from sheaf.utility.models import Place
 
 app = typer.Typer(no_args_is_help=True, help="API client credentials.")
 
@@ -31,15 +33,23 @@ def _sailpoint(name: str, options: dict[str, Any]) -> dict[str, Any]:
 def _energycap(name: str, options: dict[str, Any]) -> dict[str, Any]:
     """An ``ECI-ApiKey`` acting as a user (created if missing)."""
     with runtime() as rt, rt.db.write() as session:
+        place_id = None
+        if options["place"]:
+            place_id = session.execute(select(Place.place_id).where(
+                Place.place_code == options["place"])).scalar_one_or_none()
+            if place_id is None:
+                raise typer.BadParameter(f"no place has the code {options['place']!r}",
+                                         param_hint="--place")
         try:
             _, user, api_key = energycap.create_key(session, name, options["user"],
-                                                    options["permission"])
+                                                    options["permission"], place_id)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--permission") from None
         return {"name": name, "api_key": api_key,
                 "user": {"userId": user.user_id, "userCode": user.user_code,
                          "fullName": user.full_name},
-                "permissions": list(user.permissions)}
+                "permissions": list(user.permissions),
+                "topmostPlaceId": user.topmost_place_id}
 
 
 # dialect -> what it creates (one line each, so dialects merge easily)
@@ -68,13 +78,16 @@ def create(
         [], "--permission", "-p",
         help="energycap: a permission of a new user, e.g. Chargebacks:Run (repeatable; "
              "none: an administrator with all)."),
+    place: str | None = typer.Option(
+        None, "--place", help="energycap: the code of a new user's topmost place: the user "
+                              "sees only that place's subtree (default: everything)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Create a credential. Its secret is shown once; only a hash is stored."""
     if dialect not in DIALECTS:
         raise typer.BadParameter(f"one of {', '.join(DIALECTS)}", param_hint="--dialect")
     made = DIALECTS[dialect](name, {"authority": authority, "workgroup": workgroup,
-                                    "user": user, "permission": permission})
+                                    "user": user, "permission": permission, "place": place})
     if as_json:
         typer.echo(json.dumps(made))
         return

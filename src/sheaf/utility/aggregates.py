@@ -15,14 +15,14 @@ from sqlalchemy.orm import Session
 from sheaf.auth.energycap import EnergyCapPrincipal
 from sheaf.kit.base import utcnow
 from sheaf.utility import models as m
-from sheaf.utility import periods, schemas, service
+from sheaf.utility import periods, schemas, scope, service
 from sheaf.utility.errors import FieldCheck
 
 
 def upsert(session: Session, who: EnergyCapPrincipal, place_id: int,
            body: schemas.UpsertAggregateMeter) -> m.CalculatedVersion:
     check = FieldCheck()
-    if session.get(m.Place, place_id) is None:
+    if not scope.can_see(session, who, m.Place, place_id):
         check.add("placeId", f"place {place_id} does not exist")
     if (why := periods.problem(body.begin_period)) is not None:
         check.add("beginPeriod", why)

@@ -22,14 +22,14 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, case, func, insert, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from sheaf.config import Settings
 from sheaf.db import Database
 from sheaf.jobs.models import Job
 from sheaf.kit.base import utcnow
-from sheaf.utility import engine, periods
+from sheaf.utility import engine, periods, scope
 from sheaf.utility import models as m
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,11 @@ def run(db: Database, settings: Settings, task_id: int, job_id: str, worker_id: 
         if task is None:
             raise LookupError(f"chargeback task {task_id} does not exist")
         applied = task.status is not None
-        first, last = task.begin_period, task.billing_period
+        first, last, place = task.begin_period, task.billing_period, task.scope_place_id
     if not applied:
         progress(0, None, f"Summing source bills for {first}..{last}")
         with db.read() as session:
-            targets, outcomes, standing = _plan(session.connection(), first, last)
+            targets, outcomes, standing = _plan(session.connection(), first, last, place)
         progress(len(targets), len(targets), f"Writing {len(outcomes)} aggregate bills")
         _commit(db, task_id, job_id, worker_id, outcomes, standing)
     progress(0, None, "Auditing the new bills")
@@ -72,15 +72,19 @@ def run(db: Database, settings: Settings, task_id: int, job_id: str, worker_id: 
                          task.failed_versions)
 
 
-def _plan(conn: Connection, first: int, last: int
+def _plan(conn: Connection, first: int, last: int, place: int | None
           ) -> tuple[list[engine.Target], list[engine.Outcome], dict[tuple[int, int], Any]]:
+    """``place``: only the aggregate meters in its subtree (the submitting user's reach)."""
     v, am = m.CalculatedVersion, m.Meter
+    in_reach = true() if place is None else v.meter_id.in_(
+        select(am.meter_id).where(am.place_id.in_(scope.subtree(place))))
     versions = conn.execute(
         select(v.version_id, v.account_id, v.meter_id, v.begin_period, v.end_period,
                am.use_unit_id, select(func.count()).where(m.VersionSource.version_id ==
                                                           v.version_id).scalar_subquery())
         .join(am, am.meter_id == v.meter_id)
-        .where(v.begin_period <= last, or_(v.end_period.is_(None), v.end_period >= first))
+        .where(v.begin_period <= last, or_(v.end_period.is_(None), v.end_period >= first),
+               in_reach)
         .order_by(v.version_id)).all()
     span = [p for p in _periods(first, last)]
     targets = [engine.Target(vid, acct, meter, unit, p, count)
@@ -101,7 +105,7 @@ def _plan(conn: Connection, first: int, last: int
                bill.accrual.is_(False), vs.version_id.in_(
                    select(v.version_id).where(v.begin_period <= last,
                                               or_(v.end_period.is_(None),
-                                                  v.end_period >= first))))
+                                                  v.end_period >= first), in_reach)))
         .group_by(vs.version_id, bill.billing_period, line.meter_id,
                   case((is_use, line.unit_id), else_=None)))
     sums: dict[tuple[int, int, int | None], list[int]] = {}

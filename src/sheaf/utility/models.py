@@ -255,6 +255,8 @@ class ChargebackTask(Base):
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("utility_batch.batch_id"))
     billing_period: Mapped[int] = mapped_column(Integer)
     begin_period: Mapped[int] = mapped_column(Integer)
+    # the place whose subtree's aggregate meters the run covers (the user's topmost place)
+    scope_place_id: Mapped[int | None] = mapped_column(Integer)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     comment: Mapped[str | None] = mapped_column(Text)
     # set by the run's commit, in the transaction that writes its bills: None until then

@@ -17,7 +17,7 @@ from sheaf.auth.energycap import EnergyCapPrincipal
 from sheaf.errors import NotFound
 from sheaf.kit.base import utcnow
 from sheaf.utility import models as m
-from sheaf.utility import periods, schemas
+from sheaf.utility import periods, schemas, scope
 from sheaf.utility.errors import FieldCheck, field_error
 
 FAR_FUTURE = date(2099, 12, 31)
@@ -65,7 +65,7 @@ def get_or_404(session: Session, model: type[Any], ident: int, what: str) -> Any
 def create_place(session: Session, who: EnergyCapPrincipal, body: schemas.PlaceCreate
                  ) -> m.Place:
     check = FieldCheck()
-    if session.get(m.Place, body.parent_place_id) is None:
+    if not scope.can_see(session, who, m.Place, body.parent_place_id):
         check.add("parentPlaceId", f"place {body.parent_place_id} does not exist")
     if not _type_ok(session, "place", body.place_type_id):
         check.add("placeTypeId", f"place type {body.place_type_id} does not exist")
@@ -94,7 +94,7 @@ def create_meter(session: Session, who: EnergyCapPrincipal, body: schemas.MeterC
     commodity = session.get(m.Commodity, body.commodity_id)
     if commodity is None:
         check.add("commodityId", f"commodity {body.commodity_id} does not exist")
-    if session.get(m.Place, body.place_id) is None:
+    if not scope.can_see(session, who, m.Place, body.place_id):
         check.add("placeId", f"place {body.place_id} does not exist")
     meter_type = session.get(m.TypeCode, body.meter_type_id)
     if meter_type is None or meter_type.kind != "meter":
@@ -136,7 +136,7 @@ def create_account(session: Session, who: EnergyCapPrincipal, body: schemas.Acco
     if session.get(m.Vendor, body.vendor_id) is None:
         check.add("vendorId", f"vendor {body.vendor_id} does not exist")
     for i, meter_id in enumerate(body.meters or []):
-        if session.get(m.Meter, meter_id) is None:
+        if not scope.can_see(session, who, m.Meter, meter_id):
             check.add(f"meters[{i}]", f"meter {meter_id} does not exist")
     if session.execute(select(m.Account.account_id).where(
             m.Account.account_code == body.account_code)).first():
@@ -227,7 +227,7 @@ def set_batch_status(session: Session, who: EnergyCapPrincipal, batch_id: int,
                      body: schemas.UpdateBatchStatus) -> None:
     """Open / Pending / Closed. Pending voids the batch's bills; leaving Pending un-voids
     them. A user keeps at most one open batch."""
-    batch = get_or_404(session, m.Batch, batch_id, "Batch")
+    batch = scope.visible(session, who, m.Batch, batch_id, "Batch")
     status = body.batch_status.capitalize()
     if status not in ("Open", "Pending", "Closed"):
         raise field_error("batchStatus", "must be Open, Pending or Closed")
@@ -282,7 +282,8 @@ def create_bill(session: Session, who: EnergyCapPrincipal, body: schemas.BillCre
     if body.end_date < body.begin_date:
         check.add("endDate", "must not be before beginDate")
     account = session.get(m.Account, body.account_id)
-    if account is None:
+    if account is None or not scope.can_see(session, who, m.Account, body.account_id):
+        account = None
         check.add("accountId", f"account {body.account_id} does not exist")
     linked = {mt.meter_id: mt for _, mt in account_meters(session, body.account_id)} \
         if account else {}

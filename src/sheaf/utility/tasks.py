@@ -20,7 +20,7 @@ from sheaf.jobs.service import LockHeld, active_holder
 from sheaf.kit.base import utcnow
 from sheaf.runtime import Runtime
 from sheaf.utility import models as m
-from sheaf.utility import periods, schemas, service, wire
+from sheaf.utility import periods, schemas, scope, service, wire
 from sheaf.utility.errors import field_error
 from sheaf.utility.jobs import AGGREGATE
 
@@ -52,7 +52,8 @@ def submit(runtime: Runtime, who: EnergyCapPrincipal,
                  if body.batch_settings is not None else service.batch_for_bills(session, who))
         task = m.ChargebackTask(
             chargeback_type="Calculation", user_id=who.user_id, batch_id=batch.batch_id,
-            billing_period=end, begin_period=first, comment=body.note, task_begin=utcnow(),
+            billing_period=end, begin_period=first, scope_place_id=who.topmost_place_id,
+            comment=body.note, task_begin=utcnow(),
             settings={"billingPeriod": end, "beginPeriod": first, "note": body.note,
                       "batchSettings": body.batch_settings.model_dump(mode="json",
                                                                       by_alias=True)
@@ -114,7 +115,12 @@ def view(session: Session, task: m.ChargebackTask) -> dict[str, Any]:
     }
 
 
-def get(session: Session, task_id: int) -> m.ChargebackTask:
+def get(session: Session, task_id: int, who: EnergyCapPrincipal | None = None
+        ) -> m.ChargebackTask:
+    """The task; with ``who``, only if it is theirs to see."""
+    if who is not None:
+        return scope.visible(session, who, m.ChargebackTask, task_id,  # type: ignore[no-any-return]
+                             "Chargeback task")
     task = session.get(m.ChargebackTask, task_id)
     if task is None:
         raise NotFound(f"Chargeback task {task_id} was not found")
@@ -124,7 +130,7 @@ def get(session: Session, task_id: int) -> m.ChargebackTask:
 def reverse(session: Session, who: EnergyCapPrincipal, task_id: int, *, remove: bool) -> None:
     """Void (or delete) every bill the task created; a task is reversed once, and only
     after its run applied."""
-    task = get(session, task_id)
+    task = get(session, task_id, who)
     if task.reversed_date is not None:
         raise BadRequest(f"Chargeback task {task_id} was already reversed on "
                          f"{task.reversed_date.isoformat()}")
@@ -140,12 +146,15 @@ def reverse(session: Session, who: EnergyCapPrincipal, task_id: int, *, remove: 
     task.reversed_date = utcnow()
 
 
-def version_views(session: Session, version_id: int) -> list[dict[str, Any]]:
-    """``ChargebackTaskVersionResponse`` for each task that ran the version."""
+def version_views(session: Session, who: EnergyCapPrincipal, version_id: int
+                  ) -> list[dict[str, Any]]:
+    """``ChargebackTaskVersionResponse`` for each task (``who`` may see) that ran the
+    version."""
     rows = session.execute(
         select(m.TaskVersion, m.ChargebackTask)
         .join(m.ChargebackTask, m.ChargebackTask.task_id == m.TaskVersion.task_id)
-        .where(m.TaskVersion.version_id == version_id)
+        .where(m.TaskVersion.version_id == version_id,
+               scope.own(who, m.ChargebackTask.user_id))
         .order_by(m.TaskVersion.task_id, m.TaskVersion.billing_period)).all()
     out = []
     for tv, task in rows:

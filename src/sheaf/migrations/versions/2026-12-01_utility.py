@@ -27,6 +27,7 @@ def upgrade() -> None:
     sa.Column('user_code', sa.String(length=32), nullable=False),
     sa.Column('full_name', sa.String(length=100), nullable=False),
     sa.Column('permissions', sa.JSON(), nullable=False),
+    sa.Column('topmost_place_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sheaf.kit.base.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('user_id', name=op.f('pk_energycap_user')),
     sa.UniqueConstraint('user_code', name=op.f('uq_energycap_user_user_code'))
@@ -189,6 +190,7 @@ def upgrade() -> None:
     sa.Column('batch_id', sa.Integer(), nullable=True),
     sa.Column('billing_period', sa.Integer(), nullable=False),
     sa.Column('begin_period', sa.Integer(), nullable=False),
+    sa.Column('scope_place_id', sa.Integer(), nullable=True),
     sa.Column('settings', sa.JSON(), nullable=False),
     sa.Column('comment', sa.Text(), nullable=True),
     sa.Column('status', sa.String(length=32), nullable=True),

@@ -13,7 +13,7 @@ from sheaf.auth.energycap import EnergyCapPrincipal
 from sheaf.errors import NotFound
 from sheaf.jobs.models import Job
 from sheaf.runtime import Runtime, get_runtime
-from sheaf.utility import aggregates, schemas, tasks, wire
+from sheaf.utility import aggregates, schemas, scope, tasks, wire
 from sheaf.utility import models as m
 from sheaf.utility.api.deps import (
     IdPath,
@@ -62,24 +62,27 @@ def _versions(session: Any, *where: Any) -> list[dict[str, Any]]:
 @router.get("/api/v3/account/{accountId}/meter/{meterId}/calculatedBill")
 def get_calculated_bill_version_history(
         accountId: IdPath, meterId: IdPath, runtime: Runtime = Depends(get_runtime),  # noqa: N803
-        _: EnergyCapPrincipal = Depends(chargebacks_module_view)) -> list[dict[str, Any]]:
+        who: EnergyCapPrincipal = Depends(chargebacks_module_view)) -> list[dict[str, Any]]:
     """An account-meter's calculated-bill versions, oldest first."""
     with runtime.db.read() as session:
+        scope.visible(session, who, m.Meter, meterId, "Meter")
         return _versions(session, m.CalculatedVersion.account_id == accountId,
                          m.CalculatedVersion.meter_id == meterId)
 
 
 @router.get("/api/v3/meter/{meterId}/calculatedBill")
 def get_calculated_bills(meterId: IdPath, runtime: Runtime = Depends(get_runtime),  # noqa: N803
-                         _: EnergyCapPrincipal = Depends(chargebacks_module_view)
+                         who: EnergyCapPrincipal = Depends(chargebacks_module_view)
                          ) -> list[dict[str, Any]]:
     """A meter's calculated-bill versions, on any account."""
     with runtime.db.read() as session:
+        scope.visible(session, who, m.Meter, meterId, "Meter")
         return _versions(session, m.CalculatedVersion.meter_id == meterId)
 
 
-def _version(session: Any, account_id: int, meter_id: int, version_id: int
-             ) -> m.CalculatedVersion:
+def _version(session: Any, who: EnergyCapPrincipal, account_id: int, meter_id: int,
+             version_id: int) -> m.CalculatedVersion:
+    scope.visible(session, who, m.Meter, meter_id, "Meter")
     version = session.get(m.CalculatedVersion, version_id)
     if version is None or version.account_id != account_id or version.meter_id != meter_id:
         raise NotFound(f"Calculated bill version {version_id} was not found on account "
@@ -91,10 +94,10 @@ def _version(session: Any, account_id: int, meter_id: int, version_id: int
 def get_calculate_bill_details(
         accountId: IdPath, meterId: IdPath, versionId: IdPath,  # noqa: N803
         runtime: Runtime = Depends(get_runtime),
-        _: EnergyCapPrincipal = Depends(chargebacks_module_view)) -> dict[str, Any]:
+        who: EnergyCapPrincipal = Depends(chargebacks_module_view)) -> dict[str, Any]:
     """One version: its use and cost are the sum of its source meters."""
     with runtime.db.read() as session:
-        version = _version(session, accountId, meterId, versionId)
+        version = _version(session, who, accountId, meterId, versionId)
         return wire.calculated_details(session, version,
                                        aggregates.has_bills(session, versionId),
                                        aggregates.sources(session, versionId))
@@ -105,11 +108,11 @@ def get_calculate_bill_details(
 def get_calculated_bill_chargeback_task_by_version(
         accountId: IdPath, meterId: IdPath, versionId: IdPath,  # noqa: N803
         runtime: Runtime = Depends(get_runtime),
-        _: EnergyCapPrincipal = Depends(chargebacks_module_view)) -> list[dict[str, Any]]:
+        who: EnergyCapPrincipal = Depends(chargebacks_module_view)) -> list[dict[str, Any]]:
     """What each task did with this version, period by period (bills made, or why not)."""
     with runtime.db.read() as session:
-        _version(session, accountId, meterId, versionId)
-        return tasks.version_views(session, versionId)
+        _version(session, who, accountId, meterId, versionId)
+        return tasks.version_views(session, who, versionId)
 
 
 @router.post("/api/v202203/utilityPlatform/aggregations/exec")
@@ -129,10 +132,10 @@ def execute_processor_aggregations(
 def get_chargeback_tasks(response: Response, paging: Paging = Depends(),
                          filter: str | None = Query(None),
                          runtime: Runtime = Depends(get_runtime),
-                         _: EnergyCapPrincipal = Depends(chargebacks_module_view)
+                         who: EnergyCapPrincipal = Depends(chargebacks_module_view)
                          ) -> list[dict[str, Any]]:
     """Chargeback tasks, newest first; filters on billingPeriod and status."""
-    conditions = parse(filter, TASK_FILTERS)
+    conditions = [*parse(filter, TASK_FILTERS), scope.own(who, m.ChargebackTask.user_id)]
     base = select(m.ChargebackTask).outerjoin(Job, Job.id == m.ChargebackTask.job_id) \
         .where(*conditions)
     with runtime.db.read() as session:
@@ -145,21 +148,22 @@ def get_chargeback_tasks(response: Response, paging: Paging = Depends(),
 
 @router.get("/api/v3/chargebackTask/{taskId}")
 def get_chargeback_task(taskId: IdPath, runtime: Runtime = Depends(get_runtime),  # noqa: N803
-                        _: EnergyCapPrincipal = Depends(chargebacks_module_view)) -> dict[str, Any]:
+                        who: EnergyCapPrincipal = Depends(chargebacks_module_view)
+                        ) -> dict[str, Any]:
     """One chargeback task: status, batch, counts of bills, failures, analyzing bills and
     unresolved flags."""
     with runtime.db.read() as session:
-        return tasks.view(session, tasks.get(session, taskId))
+        return tasks.view(session, tasks.get(session, taskId, who))
 
 
 @router.put("/api/v3/chargebackTask/{taskId}")
 def update_chargeback_task(taskId: IdPath, body: schemas.ChargebackTaskEdit,  # noqa: N803
                            runtime: Runtime = Depends(get_runtime),
-                           _: EnergyCapPrincipal = Depends(chargebacks_manage)
+                           who: EnergyCapPrincipal = Depends(chargebacks_manage)
                            ) -> dict[str, Any]:
     """Change a task's comment."""
     with runtime.db.write() as session:
-        task = tasks.get(session, taskId)
+        task = tasks.get(session, taskId, who)
         task.comment = body.comment
         session.flush()
         return tasks.view(session, task)
@@ -195,13 +199,13 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
             responses={200: {"content": {XLSX: {}}}})
 def get_chargeback_task_error_file(taskId: IdPath,  # noqa: N803
                                    runtime: Runtime = Depends(get_runtime),
-                                   _: EnergyCapPrincipal = Depends(chargebacks_module_view)
+                                   who: EnergyCapPrincipal = Depends(chargebacks_module_view)
                                    ) -> Response:
     """An Excel workbook of the task's failed versions and why they failed."""
     from openpyxl import Workbook
 
     with runtime.db.read() as session:
-        tasks.get(session, taskId)
+        tasks.get(session, taskId, who)
         failures = tasks.failures(session, taskId)
         names = dict(session.execute(
             select(m.CalculatedVersion.version_id, m.CalculatedVersion.version_info)

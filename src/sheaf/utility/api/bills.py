@@ -13,7 +13,7 @@ from sheaf.errors import NotFound
 from sheaf.kit.base import utcnow
 from sheaf.runtime import Runtime, get_runtime
 from sheaf.utility import models as m
-from sheaf.utility import schemas, service, wire
+from sheaf.utility import schemas, scope, service, wire
 from sheaf.utility.api.deps import (
     IdPath,
     Paging,
@@ -59,10 +59,11 @@ def create_bill(body: schemas.BillCreate, runtime: Runtime = Depends(get_runtime
 @router.get("/api/v3/bill")
 def get_bills(response: Response, paging: Paging = Depends(),
               filter: str | None = Query(None), runtime: Runtime = Depends(get_runtime),
-              _: EnergyCapPrincipal = Depends(bills_and_batches_view)) -> list[dict[str, Any]]:
+              who: EnergyCapPrincipal = Depends(bills_and_batches_view)
+              ) -> list[dict[str, Any]]:
     """Bills, paged, with EnergyCAP's filter syntax (billingPeriod, accountId, batchId,
     void, ...)."""
-    conditions = parse(filter, BILL_FILTERS)
+    conditions = [*parse(filter, BILL_FILTERS), scope.bills(who)]
     with runtime.db.read() as session:
         total = session.execute(select(func.count()).select_from(m.Bill)
                                 .where(*conditions)).scalar_one()
@@ -74,10 +75,10 @@ def get_bills(response: Response, paging: Paging = Depends(),
 
 @router.get("/api/v3/bill/{billId}")
 def get_bill(billId: IdPath, runtime: Runtime = Depends(get_runtime),  # noqa: N803
-             _: EnergyCapPrincipal = Depends(bills_and_batches_view)) -> dict[str, Any]:
+             who: EnergyCapPrincipal = Depends(bills_and_batches_view)) -> dict[str, Any]:
     """One bill."""
     with runtime.db.read() as session:
-        return wire.bill(session, service.get_or_404(session, m.Bill, billId, "Bill"))
+        return wire.bill(session, scope.visible(session, who, m.Bill, billId, "Bill"))
 
 
 # -- batches -----------------------------------------------------------------------------
@@ -98,9 +99,10 @@ def open_batch(body: schemas.BatchCreate, runtime: Runtime = Depends(get_runtime
 @router.get("/api/v3/batch")
 def get_batches(response: Response, paging: Paging = Depends(),
                 filter: str | None = Query(None), runtime: Runtime = Depends(get_runtime),
-                _: EnergyCapPrincipal = Depends(bills_and_batches_view)) -> list[dict[str, Any]]:
+                who: EnergyCapPrincipal = Depends(bills_and_batches_view)
+                ) -> list[dict[str, Any]]:
     """Batches, paged, with EnergyCAP's filter syntax."""
-    conditions = parse(filter, BATCH_FILTERS)
+    conditions = [*parse(filter, BATCH_FILTERS), scope.own(who, m.Batch.user_id)]
     with runtime.db.read() as session:
         total = session.execute(select(func.count()).select_from(m.Batch)
                                 .where(*conditions)).scalar_one()
@@ -113,10 +115,10 @@ def get_batches(response: Response, paging: Paging = Depends(),
 
 @router.get("/api/v3/batch/{batchId}")
 def get_batch(batchId: IdPath, runtime: Runtime = Depends(get_runtime),  # noqa: N803
-              _: EnergyCapPrincipal = Depends(bills_and_batches_view)) -> dict[str, Any]:
+              who: EnergyCapPrincipal = Depends(bills_and_batches_view)) -> dict[str, Any]:
     """One batch with its bill count, running total, flags and analyzing bills."""
     with runtime.db.read() as session:
-        return _batch(session, service.get_or_404(session, m.Batch, batchId, "Batch"))
+        return _batch(session, scope.visible(session, who, m.Batch, batchId, "Batch"))
 
 
 @router.put("/api/v202206/batch/{batchId}/status", status_code=204)
@@ -138,7 +140,7 @@ def close_batch(batchId: IdPath, runtime: Runtime = Depends(get_runtime),  # noq
     with runtime.db.write() as session:
         closed = schemas.UpdateBatchStatus.model_validate({"batchStatus": "Closed"})
         service.set_batch_status(session, who, batchId, closed)
-        return _batch(session, service.get_or_404(session, m.Batch, batchId, "Batch"))
+        return _batch(session, scope.visible(session, who, m.Batch, batchId, "Batch"))
 
 
 # -- flags -------------------------------------------------------------------------------
@@ -172,18 +174,18 @@ def _bill_entity(entityType: str) -> None:  # noqa: N803
 
 @router.get("/api/v3/flag/{entityType}/{entityId}")
 def get_flag(entityType: str, entityId: IdPath, runtime: Runtime = Depends(get_runtime),  # noqa: N803
-             _: EnergyCapPrincipal = Depends(bills_and_batches_view)) -> dict[str, Any]:
+             who: EnergyCapPrincipal = Depends(bills_and_batches_view)) -> dict[str, Any]:
     """A bill's audit flag: the issues its audits found."""
     _bill_entity(entityType)
     with runtime.db.read() as session:
-        service.get_or_404(session, m.Bill, entityId, "Bill")
+        scope.visible(session, who, m.Bill, entityId, "Bill")
         return _flag(session, entityId)
 
 
 @router.put("/api/v3/flag/{entityType}/{entityId}")
 def edit_flag(entityType: str, entityId: IdPath, body: dict[str, Any],  # noqa: N803
               runtime: Runtime = Depends(get_runtime),
-              _: EnergyCapPrincipal = Depends(bills_and_batches_manage)
+              who: EnergyCapPrincipal = Depends(bills_and_batches_manage)
               ) -> dict[str, Any]:
     """Resolve (flagStatusId 2) or reopen (1) a bill's flag."""
     _bill_entity(entityType)
@@ -191,7 +193,7 @@ def edit_flag(entityType: str, entityId: IdPath, body: dict[str, Any],  # noqa: 
     if status not in FLAG_STATUSES:
         raise field_error("flagStatusId", "must be 1 (Unresolved) or 2 (Resolved)")
     with runtime.db.write() as session:
-        service.get_or_404(session, m.Bill, entityId, "Bill")
+        scope.visible(session, who, m.Bill, entityId, "Bill")
         _flag(session, entityId)
         session.execute(update(m.Flag).where(m.Flag.bill_id == entityId)
                         .values(resolved=status == 2))

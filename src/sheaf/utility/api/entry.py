@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sheaf.auth.energycap import EnergyCapPrincipal
 from sheaf.runtime import Runtime, get_runtime
 from sheaf.utility import models as m
-from sheaf.utility import schemas, service, wire
+from sheaf.utility import schemas, scope, service, wire
 from sheaf.utility.api.deps import (
     IdPath,
     Paging,
@@ -67,18 +67,19 @@ def create_place(body: schemas.PlaceCreate, runtime: Runtime = Depends(get_runti
 @router.get("/api/v3/place")
 def get_places(response: Response, paging: Paging = Depends(),
                filter: str | None = Query(None), runtime: Runtime = Depends(get_runtime),
-               _: EnergyCapPrincipal = Depends(places_view)) -> list[dict[str, Any]]:
+               who: EnergyCapPrincipal = Depends(places_view)) -> list[dict[str, Any]]:
     """Places, paged, with EnergyCAP's filter syntax."""
-    return _page(runtime, m.Place, m.Place.place_id, parse(filter, PLACE_FILTERS), paging,
-                 response, wire.place)
+    return _page(runtime, m.Place, m.Place.place_id,
+                 [*parse(filter, PLACE_FILTERS), scope.places(who)], paging, response,
+                 wire.place)
 
 
 @router.get("/api/v3/place/{placeId}")
 def get_place(placeId: IdPath, runtime: Runtime = Depends(get_runtime),  # noqa: N803
-              _: EnergyCapPrincipal = Depends(places_view)) -> dict[str, Any]:
+              who: EnergyCapPrincipal = Depends(places_view)) -> dict[str, Any]:
     """One place."""
     with runtime.db.read() as session:
-        return wire.place(session, service.get_or_404(session, m.Place, placeId, "Place"))
+        return wire.place(session, scope.visible(session, who, m.Place, placeId, "Place"))
 
 
 # -- meters ------------------------------------------------------------------------------
@@ -98,18 +99,18 @@ def create_meter(body: schemas.MeterCreate, runtime: Runtime = Depends(get_runti
 @router.get("/api/v3/meter")
 def get_meters(response: Response, paging: Paging = Depends(),
                filter: str | None = Query(None), runtime: Runtime = Depends(get_runtime),
-               _: EnergyCapPrincipal = Depends(meters_view)) -> list[dict[str, Any]]:
+               who: EnergyCapPrincipal = Depends(meters_view)) -> list[dict[str, Any]]:
     """Meters, paged, with EnergyCAP's filter syntax."""
-    return _page(runtime, m.Meter, m.Meter.meter_id, parse(filter, METER_FILTERS), paging,
-                 response, _meter)
+    return _page(runtime, m.Meter, m.Meter.meter_id,
+                 [*parse(filter, METER_FILTERS), scope.meters(who)], paging, response, _meter)
 
 
 @router.get("/api/v3/meter/{meterId}")
 def get_meter(meterId: IdPath, runtime: Runtime = Depends(get_runtime),  # noqa: N803
-              _: EnergyCapPrincipal = Depends(meters_view)) -> dict[str, Any]:
+              who: EnergyCapPrincipal = Depends(meters_view)) -> dict[str, Any]:
     """One meter with its accounts."""
     with runtime.db.read() as session:
-        return _meter(session, service.get_or_404(session, m.Meter, meterId, "Meter"))
+        return _meter(session, scope.visible(session, who, m.Meter, meterId, "Meter"))
 
 
 # -- accounts ----------------------------------------------------------------------------
@@ -129,33 +130,36 @@ def create_account(body: schemas.AccountCreate, runtime: Runtime = Depends(get_r
 @router.get("/api/v3/account")
 def get_accounts(response: Response, paging: Paging = Depends(),
                  filter: str | None = Query(None), runtime: Runtime = Depends(get_runtime),
-                 _: EnergyCapPrincipal = Depends(accounts_view)
+                 who: EnergyCapPrincipal = Depends(accounts_view)
                  ) -> list[dict[str, Any]]:
     """Accounts, paged, with EnergyCAP's filter syntax."""
-    return _page(runtime, m.Account, m.Account.account_id, parse(filter, ACCOUNT_FILTERS),
-                 paging, response, _account)
+    return _page(runtime, m.Account, m.Account.account_id,
+                 [*parse(filter, ACCOUNT_FILTERS), scope.accounts(who)], paging, response,
+                 _account)
 
 
 @router.get("/api/v3/account/{accountId}")
 def get_account(accountId: IdPath, runtime: Runtime = Depends(get_runtime),  # noqa: N803
-                _: EnergyCapPrincipal = Depends(accounts_view)) -> dict[str, Any]:
+                who: EnergyCapPrincipal = Depends(accounts_view)) -> dict[str, Any]:
     """One account with its meters."""
     with runtime.db.read() as session:
-        return _account(session, service.get_or_404(session, m.Account, accountId, "Account"))
+        return _account(session, scope.visible(session, who, m.Account, accountId, "Account"))
 
 
 @router.post("/api/v3/accountmeter")
 def create_account_meter(body: list[schemas.AccountMeterCreate],
                          runtime: Runtime = Depends(get_runtime),
-                         _: EnergyCapPrincipal = Depends(accounts_edit)
+                         who: EnergyCapPrincipal = Depends(accounts_edit)
                          ) -> list[dict[str, Any]]:
     """Link meters to accounts (all or none)."""
     out = []
     with runtime.db.write() as session:
         check = FieldCheck()
         for i, link in enumerate(body):
-            if session.get(m.Account, link.account_id) is None:
+            if not scope.can_see(session, who, m.Account, link.account_id):
                 check.add(f"[{i}].accountId", f"account {link.account_id} does not exist")
+            if not scope.can_see(session, who, m.Meter, link.meter_id):
+                check.add(f"[{i}].meterId", f"meter {link.meter_id} does not exist")
         check.raise_any()
         for link in body:
             am = service.link_meter(session, link.account_id, link.meter_id,

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, File, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from sheaf.auth.energycap import EnergyCapPrincipal
-from sheaf.errors import PayloadTooLarge
+from sheaf.errors import PayloadTooLarge, Unauthorized
 from sheaf.runtime import Runtime, get_runtime
 from sheaf.utility import bill_import
 from sheaf.utility.api.deps import bills_and_batches_create
@@ -23,6 +23,9 @@ async def import_bills(file: UploadFile = File(...), runtime: Runtime = Depends(
     meter_code,billing_period,begin_date,end_date,use,use_unit,cost``). All or nothing:
     a bad file answers 400 naming every bad line; otherwise the counts of what was
     created, replaced and left unchanged."""
+    if who.topmost_place_id is not None:  # the import creates places under the root
+        raise Unauthorized(f"User {who.user_code} sees only part of the place tree; the "
+                           "bulk import needs a user whose topmost place is the root")
     limit = runtime.settings.utility.max_import_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:
