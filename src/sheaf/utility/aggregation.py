@@ -86,7 +86,7 @@ def _plan(conn: Connection, first: int, last: int, place: int | None
         .where(v.begin_period <= last, or_(v.end_period.is_(None), v.end_period >= first),
                in_reach)
         .order_by(v.version_id)).all()
-    span = [p for p in _periods(first, last)]
+    span = periods.between(first, last)
     targets = [engine.Target(vid, acct, meter, unit, p, count)
                for vid, acct, meter, begin, end, unit, count in versions
                for p in span if begin <= p and (end is None or p <= end)]
@@ -138,14 +138,6 @@ def _plan(conn: Connection, first: int, last: int, place: int | None
         if account_id in accounts:
             standing.setdefault((account_id, period), []).append((bill_id, int(use), int(cost)))
     return targets, outcomes, standing
-
-
-def _periods(first: int, last: int) -> list[int]:
-    out, p = [], first
-    while p <= last:
-        out.append(p)
-        p = periods.add_months(p, 1)
-    return out
 
 
 def _commit(db: Database, task_id: int, job_id: str, worker_id: str,

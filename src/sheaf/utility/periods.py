@@ -26,6 +26,15 @@ def span(end: int, count: int) -> list[int]:
     return [add_months(end, -n) for n in range(count - 1, -1, -1)]
 
 
+def between(first: int, last: int) -> list[int]:
+    """Every period from ``first`` to ``last``, both included."""
+    out, p = [], first
+    while p <= last:
+        out.append(p)
+        p = add_months(p, 1)
+    return out
+
+
 def first_day(period: int) -> date:
     return date(period // 100, period % 100, 1)
 

@@ -6,9 +6,8 @@ FieldErrors naming every bad field before anything is written.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import Integer, cast, func, select, update
 from sqlalchemy.orm import Session
@@ -52,13 +51,6 @@ def type_id(session: Session, kind: str, code: str) -> int:
 def _type_ok(session: Session, kind: str, type_id: int) -> bool:
     found = session.get(m.TypeCode, type_id)
     return found is not None and found.kind == kind
-
-
-def get_or_404(session: Session, model: type[Any], ident: int, what: str) -> Any:
-    row = session.get(model, ident)
-    if row is None:
-        raise NotFound(f"{what} {ident} was not found")
-    return row
 
 
 # -- places ------------------------------------------------------------------------------
@@ -270,8 +262,7 @@ def batch_counts(session: Session, batch_ids: list[int]) -> dict[int, dict[str, 
 
 # -- bills -------------------------------------------------------------------------------
 def _aware(value: datetime) -> datetime:
-    from datetime import UTC
-
+    """A client's date-time without an offset is taken as UTC."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -64,11 +64,6 @@ class Paging:
         response.headers["PageSize"] = str(self.size)
         response.headers["TotalNumberOfRecords"] = str(total)
         response.headers["TotalPages"] = str(max(1, math.ceil(total / self.size)))
-
-
-def page_of(items: list[Any], paging: Paging, response: Response) -> list[Any]:
-    paging.headers(response, len(items))
-    return items[paging.offset: paging.offset + paging.size]
 
 
 # One dependency per permission an endpoint needs.
