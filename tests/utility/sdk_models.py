@@ -11,9 +11,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+# the project's shared/ folder sits beside the checkout (``../shared``)
 SPEC = Path(__file__).resolve().parents[3] / "shared" / "specs" / \
     "energycap-chargeback-subset.json"
-FALLBACK = Path("/work/wt/shared/specs/energycap-chargeback-subset.json")
+FALLBACK = Path("/work/shared/specs/energycap-chargeback-subset.json")
+
+
+def available() -> bool:
+    return SPEC.exists() or FALLBACK.exists()
 
 
 @cache
@@ -24,7 +29,9 @@ def spec() -> dict[str, Any]:
 
 def operation_for(method: str, path: str) -> dict[str, Any] | None:
     """The SDK operation answering ``method path`` (path parameters matched loosely,
-    paths compared without case, as EnergyCAP's routes are)."""
+    paths compared without case, as EnergyCAP's routes are). None without the spec."""
+    if not available():
+        return None
     for op in spec()["operations"].values():
         pattern = re.sub(r"\{[^}]+\}", r"-?\\d+", op["path"].lower())
         if op["method"] == method.upper() and re.fullmatch(pattern, path.lower()):
