@@ -6,24 +6,29 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 import redis
+import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
+from uvicorn.logging import AccessFormatter
 
 from sheaf.app import create_app
 from sheaf.auth import credentials
 from sheaf.auth.models import Credential
-from sheaf.auth.ratelimit import RedisRateLimiter
+from sheaf.auth.ratelimit import RateLimiter, RedisRateLimiter
 from sheaf.cli import app as cli
 from sheaf.config import Settings
 from sheaf.runtime import Runtime
@@ -356,3 +361,170 @@ def test_two_api_servers_enforce_one_budget(settings: Settings) -> None:
     finally:
         for rt in runtimes:
             rt.close()
+
+
+# --- guessing secrets: failed sign-ins are limited per client id and per address ---------
+
+WINDOW = 30.0
+
+
+def guarded_settings(settings: Settings, **changes: Any) -> Settings:
+    """Small limits, so lockouts come after a few attempts."""
+    auth = settings.auth.model_copy(update={
+        "sign_in_failures_per_client": 3, "sign_in_failures_per_address": 5,
+        "sign_in_failure_window_seconds": WINDOW, **changes})
+    return settings.model_copy(update={"auth": auth})
+
+
+class Clock:
+    """The failure limiters' clock, moved forward by the test instead of waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def guarded(settings: Settings) -> Iterator[tuple[TestClient, Runtime, Clock]]:
+    rt = Runtime.build(guarded_settings(settings))
+    clock = Clock()
+    for limiter in (rt.sign_in_guard.by_client, rt.sign_in_guard.by_address):
+        limiter.clock = clock  # type: ignore[union-attr]
+    with TestClient(create_app(runtime=rt), raise_server_exceptions=False) as c:
+        yield c, rt, clock
+    rt.close()
+
+
+def sign_in(client: TestClient, client_id: str, secret: str) -> Any:
+    return client.post("/oauth/token", data={
+        "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret})
+
+
+def assert_locked_out(response: Any, by: str) -> None:
+    assert response.status_code == 429, response.text
+    assert 1 <= int(response.headers["Retry-After"]) <= WINDOW
+    body = response.json()
+    assert body["error"] == "too_many_requests" and "access_token" not in body
+    assert f"Too many failed sign-ins {by}" in body["error_description"]
+
+
+def test_a_client_id_is_locked_out_after_failed_secrets(
+        guarded: tuple[TestClient, Runtime, Clock]) -> None:
+    client, runtime, clock = guarded
+    client_id, secret = new_credential(runtime)
+    other_id, other_secret = new_credential(runtime)
+    for _ in range(3):
+        assert sign_in(client, client_id, "wrong").status_code == 401
+    # locked: even the right secret is refused, without being checked
+    assert_locked_out(sign_in(client, client_id, secret), "for this client id")
+    assert_locked_out(sign_in(client, client_id, "wrong"), "for this client id")
+    # another client id from the same address is not locked (3 failures < 5)
+    assert sign_in(client, other_id, other_secret).status_code == 200
+    clock.now += WINDOW - 1  # the lockout holds until the window has passed
+    assert_locked_out(sign_in(client, client_id, secret), "for this client id")
+    clock.now += 1
+    assert sign_in(client, client_id, secret).status_code == 200
+
+
+def test_an_address_is_locked_out_after_failures_on_many_client_ids(
+        guarded: tuple[TestClient, Runtime, Clock]) -> None:
+    client, runtime, clock = guarded
+    client_id, secret = new_credential(runtime)
+    for _ in range(5):  # a different (unknown) id each time: no id reaches its own limit
+        assert sign_in(client, uuid.uuid4().hex, "guess").status_code == 401
+    assert_locked_out(sign_in(client, client_id, secret), "from this address")
+    clock.now += WINDOW
+    assert sign_in(client, client_id, secret).status_code == 200
+
+
+def test_the_console_sign_in_shares_the_limits(guarded: tuple[TestClient, Runtime, Clock]) -> None:
+    client, runtime, clock = guarded
+    client_id, secret = new_credential(runtime)
+    for _ in range(2):
+        assert client.get("/console/", auth=(client_id, "wrong")).status_code == 401
+    assert sign_in(client, client_id, "wrong").status_code == 401  # the third failure
+    refused = client.get("/console/", auth=(client_id, secret))
+    assert refused.status_code == 429, refused.text
+    assert refused.headers["Retry-After"] == str(int(WINDOW))
+    assert "Too many failed sign-ins for this client id" in refused.text
+    assert_locked_out(sign_in(client, client_id, secret), "for this client id")
+    clock.now += WINDOW
+    assert client.get("/console/", auth=(client_id, secret)).status_code == 200
+
+
+def test_servers_sharing_redis_share_the_failure_counts(settings: Settings) -> None:
+    shared = guarded_settings(settings, rate_limit_store="redis",
+                              redis_key_prefix=f"sheaf:test:{uuid.uuid4().hex}:")
+    shared = shared.model_copy(update={
+        "jobs": settings.jobs.model_copy(update={"broker_url": REDIS_URL})})
+    runtimes = [Runtime.build(shared) for _ in range(2)]
+    try:
+        with TestClient(create_app(runtime=runtimes[0])) as a, \
+                TestClient(create_app(runtime=runtimes[1])) as b:
+            client_id, secret = new_credential(runtimes[0])
+            codes = [sign_in(c, client_id, "wrong").status_code for c in (a, b, a)]
+            assert codes == [401, 401, 401]
+            assert_locked_out(sign_in(b, client_id, secret), "for this client id")
+    finally:
+        for rt in runtimes:
+            rt.close()
+
+
+def test_the_process_limiter_forgets_idle_keys() -> None:
+    # Failed sign-ins key the counts by whatever client id was sent: they must not pile up.
+    limiter = RateLimiter(1, 0.05)
+    limiter.SWEEP_ABOVE = 100  # type: ignore[misc]
+    for i in range(100):
+        limiter.hit(f"guess-{i}", "b")
+    time.sleep(0.06)
+    limiter.hit("one-more", "b")
+    assert len(limiter._hits) == 1
+
+
+# --- secrets never reach the access log -------------------------------------------------
+
+def test_a_client_secret_in_the_query_string_is_not_written_to_the_access_log(
+        runtime: Runtime) -> None:
+    client_id, secret = new_credential(runtime)
+    lines: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    capture = Capture()
+    capture.setFormatter(AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s',
+                                         use_colors=False))
+    # the real server, with uvicorn's own logging configuration, on a free loopback port
+    server = uvicorn.Server(uvicorn.Config(create_app(runtime=runtime), host="127.0.0.1",
+                                           port=0, log_level="info"))
+    access = logging.getLogger("uvicorn.access")
+    access.addHandler(capture)  # (after the config: it replaces the logger's handlers)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.05)
+        assert server.started
+        port = server.servers[0].sockets[0].getsockname()[1]
+        base = f"http://127.0.0.1:{port}"
+        response = httpx.post(f"{base}/oauth/token", params={
+            "grant_type": "client_credentials", "client_id": client_id,
+            "client_secret": secret})
+        assert response.status_code == 200, response.text
+        assert httpx.post(f"{base}/oauth/token", params={
+            "grant_type": "client_credentials", "client_id": client_id,
+            "client_secret": "a-wrong-guess"}).status_code == 401
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        access.removeHandler(capture)
+    token_lines = [line for line in lines if "/oauth/token" in line]
+    assert len(token_lines) == 2, lines
+    for line in token_lines:
+        assert secret not in line and "a-wrong-guess" not in line
+        assert "client_secret=[redacted]" in line and f"client_id={client_id}" in line

@@ -10,9 +10,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sheaf import __version__
+from sheaf.auth.accesslog import redact_access_log
 from sheaf.auth.endpoints import router as auth_router
 from sheaf.config import Settings
 from sheaf.console import router as console_router
@@ -84,9 +86,23 @@ def _install_error_handlers(app: FastAPI) -> None:
                                 headers=exc.headers)
         error = SheafError(str(exc.detail))
         error.status_code = exc.status_code
-        error.detail_code = {404: "404 Not found", 405: "405 Method Not Allowed"}.get(
+        error.detail_code = {400: BadRequest.detail_code, 404: "404 Not found",
+                             405: "405 Method Not Allowed"}.get(
             exc.status_code, f"{exc.status_code}")
         return render_error(request, error)
+
+    @app.exception_handler(DataError)
+    async def on_data_error(request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value the client sent (PostgreSQL: a NUL character in
+        # text, a string longer than its column, a number out of range): the request is
+        # wrong, not the server.
+        log.info("value refused by the database on %s %s: %s", request.method,
+                 request.url.path, exc.orig)
+        if "NUL" in str(exc.orig):
+            message = "Text in the request cannot contain the NUL (0x00) character"
+        else:
+            message = "A value in the request does not fit (too long, or out of range)"
+        return render_error(request, BadRequest(message))
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -97,9 +113,11 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
                *, migrate: bool = True) -> FastAPI:
     settings = settings or (runtime.settings if runtime else Settings())
+    redact_access_log()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redact_access_log()  # (again: the server may have configured logging meanwhile)
         rt = runtime
         if rt is None:
             if migrate:

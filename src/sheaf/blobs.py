@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from sheaf.kit.base import new_id
+from sheaf.kit.files import FILE_MODE, private_dir
 
 SPARE = ".spare"
 
@@ -32,13 +33,14 @@ class BlobStore:
 
     def open_new(self) -> tuple[str, IO[bytes]]:
         """A partial blob to write into; ``commit`` makes it a blob, ``discard`` drops it."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
         partial = f".{new_id()}.part"
         path = self.root / partial
         try:
             os.replace(self.root / SPARE, path)  # atomic: one upload gets the spare
-        except FileNotFoundError:
-            return partial, path.open("wb")
+        except FileNotFoundError:  # a new file, only its owner may read (uploads are data)
+            return partial, os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL,
+                                              FILE_MODE), "wb")
         return partial, path.open("r+b")  # overwritten, then cut at commit
 
     def commit(self, partial: str, file: IO[bytes]) -> str:

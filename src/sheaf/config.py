@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sheaf.kit.files import private_dir, write_private_text
+
 
 class JobSettings(BaseModel):
     # local: workers beside the API; dramatiq: ids go through Redis to `sheaf worker`s
@@ -24,6 +26,9 @@ class JobSettings(BaseModel):
     reaper_interval_seconds: float = Field(default=15.0, gt=0)
     progress_interval_seconds: float = Field(default=0.5, ge=0)
     max_attempts: int = Field(default=3, ge=1)
+    # local executor, on shutdown: how long running jobs may take to finish before their
+    # workers are stopped and the jobs handed back to the queue (nothing is half-applied)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
 
 
 class AuthSettings(BaseModel):
@@ -36,6 +41,14 @@ class AuthSettings(BaseModel):
     # where the budget is kept: "process" (each API process its own), "redis" (shared
     # through jobs.broker_url by every server), "auto" (redis with the dramatiq executor)
     rate_limit_store: Literal["auto", "process", "redis"] = "auto"
+    # prefix of the limits' keys in Redis (deployments or test runs sharing one Redis)
+    redis_key_prefix: str = "sheaf:"
+    # Failed sign-ins (POST /oauth/token, the console) allowed within the window per client
+    # id and per caller address; past either, sign-ins are refused with 429 until the
+    # window has passed (0: no limit). Kept where the rate limit is kept.
+    sign_in_failures_per_client: int = Field(default=10, ge=0)
+    sign_in_failures_per_address: int = Field(default=30, ge=0)
+    sign_in_failure_window_seconds: float = Field(default=60.0, gt=0)
 
 
 class IdentitySettings(BaseModel):
@@ -85,7 +98,6 @@ class Settings(BaseSettings):
             return self.auth.jwt_secret
         path = self.data_dir / "jwt-secret"
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_hex(32))
-            path.chmod(0o600)
+            private_dir(self.data_dir)
+            write_private_text(path, secrets.token_hex(32))
         return path.read_text().strip()

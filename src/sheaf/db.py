@@ -15,11 +15,15 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
+
+from sheaf.kit.files import private_file
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +31,18 @@ if sqlite3.sqlite_version_info < (3, 35):  # RETURNING and partial indexes
     raise RuntimeError(f"sheaf needs SQLite 3.35+, found {sqlite3.sqlite_version}")
 
 
-def _sqlite_engine(url: str, immediate: bool) -> Engine:
+def _create_private(url: str) -> None:
+    """Create a SQLite database file 0600 before SQLite does (with the umask's mode).
+    SQLite gives its -wal and -shm files the database file's permissions."""
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        path = Path(database)
+        if not path.exists() and path.parent.is_dir():
+            private_file(path)
+
+
+def _sqlite_engine(url: str, immediate: bool, foreign_keys: bool = True) -> Engine:
+    _create_private(url)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
 
     @event.listens_for(engine, "connect")
@@ -37,7 +52,7 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.execute("PRAGMA wal_autocheckpoint=0")
         if immediate:  # bulk aggregation writes touch many index pages
@@ -139,5 +154,8 @@ class Database:
 
 def migration_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        return _sqlite_engine(url, immediate=False)
+        # SQLite changes a constraint by rebuilding the table: with foreign keys on,
+        # dropping the old table would cascade-delete the rows that reference it (the
+        # procedure in sqlite.org/lang_altertable.html turns them off first).
+        return _sqlite_engine(url, immediate=False, foreign_keys=False)
     return create_engine(url, poolclass=NullPool)

@@ -38,6 +38,11 @@ class Conflict(SheafError):
     detail_code = "409 Conflict"
 
 
+class Unprocessable(SheafError):
+    status_code = 422
+    detail_code = "422 Unprocessable Entity"
+
+
 class PayloadTooLarge(SheafError):
     status_code = 413
     detail_code = "413 Payload Too Large"

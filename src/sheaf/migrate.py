@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 
 from sheaf.config import Settings
+from sheaf.kit.files import private_dir
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -20,5 +21,5 @@ def alembic_config(settings: Settings) -> Config:
 
 
 def upgrade(settings: Settings, revision: str = "head") -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     command.upgrade(alembic_config(settings), revision)

@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from sheaf.auth.ratelimit import Limiter, RateLimiter, RedisRateLimiter
+from sheaf.auth.signin import SignInGuard
 from sheaf.blobs import BlobStore
 from sheaf.config import Settings
 from sheaf.db import Database
 from sheaf.jobs.executors import Executor, make_executor
 from sheaf.jobs.service import JobService
+from sheaf.kit.files import private_dir, warn_if_shared
 
 
 @dataclass
@@ -22,23 +24,34 @@ class Runtime:
     jobs: JobService
     blobs: BlobStore
     limiter: Limiter = field(init=False)
+    sign_in_guard: SignInGuard = field(init=False)
 
     def __post_init__(self) -> None:
+        auth = self.settings.auth
+        self.limiter = self._limiter(auth.rate_limit_requests, auth.rate_limit_window_seconds,
+                                     "ratelimit:")
+        window = auth.sign_in_failure_window_seconds
+        self.sign_in_guard = SignInGuard(
+            by_client=self._limiter(auth.sign_in_failures_per_client, window,
+                                    "sign-in:client:"),
+            by_address=self._limiter(auth.sign_in_failures_per_address, window,
+                                     "sign-in:address:"),
+        )
+
+    def _limiter(self, requests: int, window: float, redis_prefix: str) -> Limiter:
         auth = self.settings.auth
         store = auth.rate_limit_store
         if store == "auto":
             store = "redis" if self.settings.jobs.executor == "dramatiq" else "process"
         if store == "redis":
-            self.limiter = RedisRateLimiter(self.settings.jobs.broker_url,
-                                            auth.rate_limit_requests,
-                                            auth.rate_limit_window_seconds)
-        else:
-            self.limiter = RateLimiter(auth.rate_limit_requests,
-                                       auth.rate_limit_window_seconds)
+            return RedisRateLimiter(self.settings.jobs.broker_url, requests, window,
+                                    prefix=auth.redis_key_prefix + redis_prefix)
+        return RateLimiter(requests, window)
 
     @classmethod
     def build(cls, settings: Settings, executor: Executor | None = None) -> Runtime:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
+        warn_if_shared(settings.data_dir)
         db = Database(settings.db_url)
         executor = executor or make_executor(db, settings)
         jobs = JobService(db, executor, settings.jobs.max_attempts)

@@ -123,13 +123,42 @@ BAD_FILES: dict[str, tuple[bytes, str, list[int]]] = {
     "field over the limit after a blank line": (
         (HEADER + "a1,Ann,ann@x.org,Eng\n\na2,Bob," + "b" * (LIMIT + 1) + ",Ops\n").encode(),
         f"longer than the limit of {LIMIT} bytes", [4]),
+    # Python's csv module refuses a field over 128 KiB unless told otherwise
+    "field over 128 KiB": (
+        (HEADER + "a1,Ann,ann@x.org,Eng\na2,Bob," + "b" * (200 << 10) + ",Ops\n").encode(),
+        f"longer than the limit of {LIMIT} bytes", [3]),
+    "quoted field over 128 KiB": (
+        (QUOTED_NEWLINE + 'a2,Bob,"' + "b" * (200 << 10) + '",Ops\n').encode(),
+        f"longer than the limit of {LIMIT} bytes", [4]),
+    # a quote opened in the last column swallows the rest of the file with the right
+    # field count: Arrow reads it as one long value
+    "quote never closed in the last column": (
+        (HEADER + 'a1,Ann,ann@x.org,"Eng\na2,Bob,bob@x.org,Ops\n').encode(),
+        "never closed", [2]),
+    "quote never closed, opened on the record's second line": (
+        (HEADER + 'a1,"Ann\nSmith",ann@x.org,"Eng\na2,Bob,bob@x.org,Ops\n').encode(),
+        "never closed", [3]),
+    "text after a closing quote": (
+        (HEADER + 'a1,Ann,ann@x.org,Eng\na2,"Bob"by,bob@x.org,Ops\n').encode(),
+        "after its closing quote", [3]),
+    "text after a closing quote, after a quoted newline": (
+        (QUOTED_NEWLINE + 'a2,Bob,"bob@x.org" ,Ops\n').encode(),
+        "after its closing quote", [4]),
+    "NUL bytes": ((HEADER + "a1,Ann,ann@x.org,Eng\na2,B\x00b,bob@x.org,Ops\n").encode(),
+                  "NUL bytes", [3]),
+    "a one-line JSON file": (
+        b'[{"id": "a1", "name": "Ann"}, {"id": "a2", "name": "Bob"}]', "JSON", []),
+    "a JSON object": (b'{"accounts": [{"id": "a1"}]}\n', "JSON", []),
+    "UTF-16 without a byte order mark": (THREE.encode("utf-16-le"), "UTF-16", []),
+    "UTF-16 big-endian without a byte order mark": (THREE.encode("utf-16-be"), "UTF-16", []),
+    "UTF-16 with a byte order mark": (THREE.encode("utf-16"), "UTF-16", []),
 }
 
 
 @pytest.mark.parametrize("name", list(BAD_FILES))
 def test_bad_file_fails_the_task_and_changes_nothing(
     name: str, client: TestClient, auth: Headers, make_source: Callable[..., dict[str, Any]],
-    load: Load,
+    load: Load, runtime: Runtime,
 ) -> None:
     data, phrase, lines = BAD_FILES[name]
     source_id, before = seeded(client, auth, make_source, load)
@@ -139,6 +168,9 @@ def test_bad_file_fails_the_task_and_changes_nothing(
     assert task["messages"][0]["type"] == "ERROR"
     assert phrase in message, message
     assert line_numbers(message) == lines, message
+    job = runtime.jobs.get(task["id"])
+    assert job is not None and job.attempt == 1, "a bad file is not retried"
+    assert job.error_code == "invalid_file", job.error_code
     assert_unchanged_and_serving(client, auth, load, source_id, before)
 
 
@@ -164,6 +196,22 @@ def test_header_column_not_in_schema_fails_the_task(
     assert task["completionStatus"] == "ERROR"
     assert "not in the source's account schema: title" in text_of(task)
     assert_unchanged_and_serving(client, auth, load, source_id, before)
+
+
+def test_file_missing_schema_columns_fails_the_task_naming_them(
+    client: TestClient, auth: Headers, make_source: Callable[..., dict[str, Any]], load: Load,
+) -> None:
+    source_id, before = seeded(client, auth, make_source, load)
+    task = load(source_id, "id,name\na1,Ann\na2,Bob\na3,Cy\n")
+    assert task["completionStatus"] == "ERROR", task
+    message = text_of(task)
+    assert "has no column for these attributes of the source's account schema: email, " \
+        "department" in message, message
+    assert "schema" in message and "first" in message, message  # how to drop a column
+    assert_unchanged_and_serving(client, auth, load, source_id, before)
+    # the columns in another order are the same columns
+    task = load(source_id, "department,email,name,id\nEng,ann@x.org,Ann,a1\n")
+    assert task["completionStatus"] == "SUCCESS", text_of(task)
 
 
 @pytest.mark.parametrize("content, lines", [

@@ -1,4 +1,5 @@
-"""Per-client request budget per API version, like SailPoint's gateway.
+"""Per-client request budget per API version, like SailPoint's gateway; also the budget
+of failed sign-ins (see auth/signin.py).
 
 One API process keeps the budget in memory. Several API servers (scaled-out mode) share
 it in Redis, or each would grant the full budget. Both are sliding windows: a request is
@@ -28,6 +29,10 @@ class Limiter(Protocol):
         """Record a request; None if allowed, else the seconds to wait."""
         ...
 
+    def check(self, client_id: str, bucket: str) -> int | None:
+        """What ``hit`` would answer, without recording anything."""
+        ...
+
 
 class RateLimiter:
     """The budget of one process."""
@@ -39,19 +44,38 @@ class RateLimiter:
         self.window = window_seconds
         self._hits: dict[tuple[str, str], deque[float]] = {}
         self._lock = threading.Lock()
+        self.clock = time.monotonic  # (tests move time forward by replacing it)
+
+    # Keys can be chosen by callers (a client id that failed to sign in): past this many,
+    # the ones with nothing left in their window are dropped.
+    SWEEP_ABOVE = 10_000
 
     def hit(self, client_id: str, bucket: str) -> int | None:
+        return self._take(client_id, bucket, record=True)
+
+    def check(self, client_id: str, bucket: str) -> int | None:
+        return self._take(client_id, bucket, record=False)
+
+    def _take(self, client_id: str, bucket: str, record: bool) -> int | None:
         if self.requests <= 0:
             return None
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
-            hits = self._hits.setdefault((client_id, bucket), deque())
+            hits = self._hits.get((client_id, bucket)) or deque()
             while hits and hits[0] <= now - self.window:
                 hits.popleft()
             if len(hits) >= self.requests:
                 return max(1, math.ceil(hits[0] + self.window - now))
-            hits.append(now)
+            if record:
+                if len(self._hits) >= self.SWEEP_ABOVE:
+                    self._sweep(now)
+                hits.append(now)
+                self._hits[(client_id, bucket)] = hits
             return None
+
+    def _sweep(self, now: float) -> None:
+        for key in [k for k, h in self._hits.items() if not h or h[-1] <= now - self.window]:
+            del self._hits[key]
 
 
 # One sorted set of request times per client and bucket, trimmed to the window and
@@ -64,6 +88,9 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 if redis.call('ZCARD', KEYS[1]) >= limit then
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
   return tostring(tonumber(oldest[2]) + window - now)
+end
+if ARGV[4] == 'check' then
+  return false
 end
 redis.call('ZADD', KEYS[1], now, ARGV[3])
 redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
@@ -87,11 +114,17 @@ class RedisRateLimiter:
         self._script = self._redis.register_script(_HIT)
 
     def hit(self, client_id: str, bucket: str) -> int | None:
+        return self._take(client_id, bucket, "hit")
+
+    def check(self, client_id: str, bucket: str) -> int | None:
+        return self._take(client_id, bucket, "check")
+
+    def _take(self, client_id: str, bucket: str, mode: str) -> int | None:
         if self.requests <= 0:
             return None
         try:
             wait = self._script(keys=[f"{self.prefix}{client_id}:{bucket}"],
-                                args=[self.window, self.requests, uuid.uuid4().hex])
+                                args=[self.window, self.requests, uuid.uuid4().hex, mode])
         except redis.RedisError as exc:
             log.warning("rate limit not checked, Redis unavailable: %s", exc)
             return None

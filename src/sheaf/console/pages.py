@@ -1,36 +1,106 @@
-"""Console pages. Plain HTML with escaping; refreshes itself while jobs run."""
+"""Console pages. Plain HTML with escaping; refreshes itself while jobs run.
+
+The console shows what the API would show the same client: its credential's authorities
+and governance groups decide, through the API's own rules (identity/api/deps.py), which
+sources, account counts, jobs and identity counts it sees.
+"""
 
 from __future__ import annotations
 
 import base64
 from contextlib import suppress
+from dataclasses import dataclass
 from html import escape
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, select, true
+from starlette.concurrency import run_in_threadpool
 
-from sheaf.auth import credentials
+from sheaf.auth.signin import TooManyFailures, sign_in
+from sheaf.auth.tokens import Principal
+from sheaf.identity.api.deps import (
+    IDENTITY_READERS,
+    SOURCE_ADMINS,
+    TASK_READERS,
+    managed_by,
+    reach,
+    task_reach,
+)
+from sheaf.identity.api.tasks import IDENTITY_JOBS, reached_tasks
 from sheaf.identity.models import Account, Identity, Source
 from sheaf.jobs.models import Job
 from sheaf.runtime import Runtime, get_runtime
 
+# Every page shows tasks at least: a client that may read none cannot use the console.
+CONSOLE_READERS = frozenset(TASK_READERS) | frozenset(IDENTITY_READERS)
 
-def console_user(request: Request, runtime: Runtime = Depends(get_runtime)) -> str:
-    """HTTP Basic with an API client's id and secret: the browser asks for them once."""
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in client, and how far it reaches (None: everything; see deps.py)."""
+
+    who: Principal
+    sources: frozenset[str] | None  # governance groups whose sources it reads
+    show_sources: bool
+    show_identities: bool
+    jobs: ColumnElement[bool]  # the jobs it may read
+
+
+def _challenge(text: str) -> HTTPException:
+    return HTTPException(status_code=401, detail=text,
+                         headers={"WWW-Authenticate": 'Basic realm="sheaf console"'})
+
+
+def _basic(request: Request) -> tuple[str, str]:
     scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
     client_id = secret = ""
     if scheme.lower() == "basic":
         with suppress(ValueError, UnicodeDecodeError):
             client_id, _, secret = base64.b64decode(encoded).decode().partition(":")
-    if client_id:
-        with runtime.db.read() as session:
-            if credentials.verify(session, client_id, secret) is not None:
-                return client_id
-    raise HTTPException(
-        status_code=401, detail="Sign in with an API client id and secret",
-        headers={"WWW-Authenticate": 'Basic realm="sheaf console"'},
+    return client_id, secret
+
+
+def _viewer(runtime: Runtime, client_id: str, secret: str, address: str) -> Viewer:
+    try:
+        credential = sign_in(runtime.db, runtime.sign_in_guard, client_id, secret, address)
+    except TooManyFailures as exc:
+        raise HTTPException(status_code=429, detail=str(exc),
+                            headers={"Retry-After": str(exc.retry_after)}) from None
+    if credential is None:
+        raise _challenge("Sign in with an API client id and secret")
+    who = Principal(client_id=credential.client_id,
+                    authorities=frozenset(credential.authorities),
+                    scopes=frozenset(credential.scopes))
+    if not who.has_any(CONSOLE_READERS):
+        raise HTTPException(
+            status_code=403,
+            detail=(f"Client {who.client_id} may not use the console: its authorities "
+                    f"({', '.join(sorted(who.authorities)) or 'none'}) let it read no "
+                    "sources, tasks or identities. The console needs one of "
+                    f"{', '.join(sorted(CONSOLE_READERS))}."),
+        )
+    show_sources = who.has_any(frozenset(SOURCE_ADMINS))
+    if "ORG_ADMIN" in who.authorities:
+        jobs: ColumnElement[bool] = true()  # every domain's jobs, as /api/jobs shows them
+    else:
+        jobs = and_(IDENTITY_JOBS, reached_tasks(task_reach(runtime, who)))
+    return Viewer(
+        who=who, sources=reach(runtime, who) if show_sources else frozenset(),
+        show_sources=show_sources, show_identities=who.has_any(frozenset(IDENTITY_READERS)),
+        jobs=jobs,
     )
+
+
+async def console_user(request: Request, runtime: Runtime = Depends(get_runtime)) -> Viewer:
+    """HTTP Basic with an API client's id and secret: the browser asks for them once.
+    Failed attempts count against the same limits as POST /oauth/token."""
+    client_id, secret = _basic(request)
+    if not client_id:
+        raise _challenge("Sign in with an API client id and secret")
+    address = request.client.host if request.client else "-"
+    # (scrypt is deliberately slow, and the failure counts may be in Redis: off the loop)
+    return await run_in_threadpool(_viewer, runtime, client_id, secret, address)
 
 
 router = APIRouter(prefix="/console", include_in_schema=False,
@@ -59,28 +129,38 @@ def root() -> RedirectResponse:
 
 
 @router.get("/", response_class=HTMLResponse)
-def overview(runtime: Runtime = Depends(get_runtime)) -> HTMLResponse:
+def overview(runtime: Runtime = Depends(get_runtime),
+             viewer: Viewer = Depends(console_user)) -> HTMLResponse:
     with runtime.db.read() as session:
         sources = session.execute(
             select(Source, func.count(Account.id))
             .outerjoin(Account, Account.source_id == Source.id)
+            .where(managed_by(viewer.sources))
             .group_by(Source.id).order_by(Source.name)
-        ).all()
-        identities = session.execute(select(func.count()).select_from(Identity)).scalar_one()
+        ).all() if viewer.show_sources else []
+        identities = session.execute(
+            select(func.count()).select_from(Identity)
+        ).scalar_one() if viewer.show_identities else None
         jobs = list(session.execute(
-            select(Job).order_by(Job.created_at.desc()).limit(50)
+            select(Job).where(viewer.jobs).order_by(Job.created_at.desc()).limit(50)
         ).scalars())
-    rows = "".join(
-        f"<tr><td>{escape(s.name)}</td><td><code>{s.id}</code></td><td>{n}</td>"
-        f"<td>{'yes' if s.authoritative else 'no'}</td><td>{s.delete_threshold}%</td>"
-        f"<td>{s.last_aggregated or '-'}</td></tr>"
-        for s, n in sources
-    )
+    body = ""
+    if viewer.show_sources:
+        rows = "".join(
+            f"<tr><td>{escape(s.name)}</td><td><code>{s.id}</code></td><td>{n}</td>"
+            f"<td>{'yes' if s.authoritative else 'no'}</td><td>{s.delete_threshold}%</td>"
+            f"<td>{s.last_aggregated or '-'}</td></tr>"
+            for s, n in sources
+        )
+        body += (
+            f"<h2>Sources</h2><table><tr><th>name</th><th>id</th><th>accounts</th>"
+            f"<th>authoritative</th><th>delete threshold</th><th>last aggregated</th></tr>"
+            f"{rows}</table>"
+        )
+    if identities is not None:
+        body += f"<p>{identities} identities</p>"
     job_rows = "".join(_job_row(j) for j in jobs)
-    body = (
-        f"<h2>Sources</h2><table><tr><th>name</th><th>id</th><th>accounts</th>"
-        f"<th>authoritative</th><th>delete threshold</th><th>last aggregated</th></tr>{rows}"
-        f"</table><p>{identities} identities</p>"
+    body += (
         f"<h2>Jobs</h2><table><tr><th>id</th><th>type</th><th>status</th><th>progress</th>"
         f"<th>counters</th><th>messages</th><th>created</th></tr>{job_rows}</table>"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any, Protocol
 import polars as pl
 import pyarrow as pa
 from sqlalchemy import Connection, update
+from sqlalchemy.orm import Session
 
 from sheaf.config import Settings
 from sheaf.db import Database
@@ -29,6 +31,7 @@ from sheaf.identity.engine import (
     snapshot,
 )
 from sheaf.identity.models import Source, SourceSchema
+from sheaf.jobs import faults
 from sheaf.kit import bulk
 from sheaf.kit.base import new_id, utcnow
 
@@ -61,6 +64,11 @@ class AggregationRefused(Exception):
         self.message = message
 
 
+class SourceChanged(Exception):
+    """Another aggregation of the source committed while this one ran: nothing was written,
+    and a rerun (the job core retries) diffs against the accounts as they are now."""
+
+
 @dataclass
 class AggregationResult:
     counters: dict[str, Any]
@@ -73,6 +81,11 @@ class Progress(Protocol):
     def __call__(self, current: int, total: int | None, message: str) -> None: ...
 
 
+# Called inside the write transaction with the run's result, to record the run's outcome
+# with its data (the job's fenced end, see JobContext.finish); raising rolls it all back.
+Record = Callable[[Session, "AggregationResult"], None]
+
+
 def aggregate(
     db: Database,
     settings: Settings,
@@ -81,6 +94,7 @@ def aggregate(
     *,
     optimize: bool,
     progress: Progress,
+    record: Record | None = None,
 ) -> AggregationResult:
     with db.read() as session:
         source = repository.get_source(session, source_id)
@@ -113,6 +127,7 @@ def aggregate(
             f"{', '.join(map(str, lines))}{', ...' if len(ignored) > len(lines) else ''})"
         )
     laps("parse")
+    faults.reached("parse")
     progress(0, accounts.height, "Comparing with stored accounts")
 
     stored = snapshots.load(settings.data_dir, source_id, source.snapshot_generation)
@@ -124,6 +139,7 @@ def aggregate(
         laps("load copy")
         result = diff(accounts, stored)
         laps("diff")
+        faults.reached("diff")
         del accounts
         trusted = source.hash_scheme == HASH_SCHEME
         rehash = NO_REHASH
@@ -156,10 +172,6 @@ def aggregate(
     scheme = HASH_SCHEME if trusted or removed.height == result.removed.height else None
     planned = _plan(result, removed, rehash, correlated, optimize)
     laps("plan")
-    _commit(db, settings, source, planned, generation, scheme,
-            save_copy=kept_generation is None,
-            learned=(schema_row, learned) if learned is not None else None)
-
     counters = {
         "applications": source.name,
         "total": result.total,
@@ -172,9 +184,14 @@ def aggregate(
         "identitiesCreated": correlated.new_identities.height,
         "identitiesCorrelated": correlated.links.height,
     }
+    outcome = AggregationResult(counters, warnings)
+    _commit(db, settings, source, planned, generation, scheme,
+            save_copy=kept_generation is None,
+            learned=(schema_row, learned) if learned is not None else None,
+            record=(lambda session: record(session, outcome)) if record else None)
     laps("write")
     log.info("source %s aggregated in %s", source_id, laps)
-    return AggregationResult(counters, warnings)
+    return outcome
 
 
 def _schema_for(
@@ -203,6 +220,16 @@ def _schema_for(
             "invalid_file",
             f"The header has columns that are not in the source's account schema: "
             f"{', '.join(unknown)}. Add them to the schema or remove them from the file",
+        )
+    # A missing column would blank its attribute on every account: dropping an attribute
+    # is a schema change, made on purpose, not a side effect of a short file.
+    missing = [n for n in names if n not in columns]
+    if missing:
+        raise AggregationRefused(
+            "invalid_file",
+            f"The file has no column for these attributes of the source's account schema: "
+            f"{', '.join(missing)}. Add the columns to the file (blank values are allowed), "
+            f"or remove the attributes from the schema first",
         )
     multi = frozenset(str(a["name"]) for a in attributes if a.get("isMulti"))
     return AccountSchema(row.identity_attribute, row.display_attribute, names, multi), learned
@@ -236,8 +263,12 @@ def _commit(
     *,
     save_copy: bool,
     learned: tuple[SourceSchema, list[dict[str, Any]]] | None,
+    record: Callable[[Session], None] | None,
 ) -> None:
     """Write the plan in one transaction and, beside it, the copy the next run diffs with.
+
+    ``record`` writes the run's outcome last in that transaction (fenced on the job, so a
+    run that is no longer its job's own rolls back here, having changed nothing).
 
     The copy is written while the database is: it is named by a generation that only this
     commit makes current, so a failed run leaves an unused file, never a wrong copy.
@@ -250,29 +281,51 @@ def _commit(
             # Accounts reference their source, which this transaction checks first, and
             # identities, which are never deleted: SQLite need not check every row.
             with db.write(trusted_references=True) as session:
+                # The diff is only right against the accounts it was computed from: the
+                # generation read at the start must still be current (every commit moves
+                # it), else another run committed in between and this one starts over.
+                read = source.snapshot_generation
                 found = session.execute(
-                    update(Source).where(Source.id == source.id)
+                    update(Source).where(
+                        Source.id == source.id,
+                        Source.snapshot_generation.is_(None) if read is None
+                        else Source.snapshot_generation == read)
                     .values(last_aggregated=utcnow(), snapshot_generation=generation,
                             hash_scheme=hash_scheme)
                 )
                 if found.rowcount != 1:  # type: ignore[attr-defined]
-                    raise AggregationRefused(
-                        "source_not_found", f"Source {source.id} was deleted during the run")
+                    if session.get(Source, source.id) is None:
+                        raise AggregationRefused(
+                            "source_not_found", f"Source {source.id} was deleted during the run")
+                    raise SourceChanged(f"Source {source.id}'s accounts changed during the run")
                 _write(session.connection(), source.id, plan)
                 if learned is not None:
                     schema_row = session.merge(learned[0])
                     schema_row.attributes = learned[1]
                     schema_row.modified = utcnow()
-        except BaseException:
+                if record is not None:
+                    record(session)
+            faults.reached("committed")
+        except BaseException as exc:
             if copying is not None:
                 wait([copying])
                 snapshots.prune(settings.data_dir, source.id, keep=source.snapshot_generation)
+            if _integrity_error(exc):
+                # The diff disagreed with the database, so the copy it came from cannot be
+                # trusted (it never should happen): the retry reads the database itself.
+                snapshots.drop(settings.data_dir, source.id)
             raise
         if copying is not None:
             copying.result()
             snapshots.prune(settings.data_dir, source.id, keep=generation)
     if plan.created.height or plan.removed.height:  # the table's shape changed
         db.refresh_statistics()
+
+
+def _integrity_error(exc: BaseException) -> bool:
+    """A constraint failure, from SQLAlchemy or from a driver's own executemany (PEP 249
+    names the class IntegrityError in every driver)."""
+    return any(c.__name__ == "IntegrityError" for c in type(exc).__mro__)
 
 
 @dataclass(frozen=True)
@@ -347,6 +400,7 @@ def _write(conn: Connection, source_id: str, plan: _Plan) -> None:
                       constants={"source_id": source_id, **stamps})
     bulk.insert_frame(conn, "account", plan.created,
                       constants={"source_id": source_id, **stamps}, prepare=encode)
+    faults.reached("write")
     # (in id order, which is insertion order: neighbouring rows share pages)
     bulk.execute_frame(
         conn,

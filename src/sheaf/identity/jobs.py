@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
+
 from sheaf.blobs import BlobStore
-from sheaf.identity.aggregation import AggregationRefused, aggregate
+from sheaf.identity.aggregation import AggregationRefused, AggregationResult, aggregate
 from sheaf.jobs.context import JobContext
 from sheaf.jobs.errors import JobCancelled, JobFailed
 from sheaf.jobs.registry import JobOutcome, job_handler
@@ -23,10 +25,16 @@ def load_accounts(ctx: JobContext) -> JobOutcome:
     def progress(current: int, total: int | None, message: str) -> None:
         ctx.progress(current, total, message, force=True)
 
+    def record(session: Session, result: AggregationResult) -> None:
+        # The task's outcome commits with the accounts, fenced on this worker still
+        # owning the job: a crash just after the commit cannot rerun an applied load.
+        ctx.finish(session, _outcome(result))
+
     try:
         result = aggregate(
             ctx.db, ctx.settings, payload["source_id"], file,
             optimize=not payload.get("disable_optimization", False), progress=progress,
+            record=record,
         )
     except AggregationRefused as refused:
         blobs.delete(payload["blob"])
@@ -34,8 +42,13 @@ def load_accounts(ctx: JobContext) -> JobOutcome:
     except JobCancelled:
         blobs.delete(payload["blob"])
         raise
-    # (any other error is retried, and the retry needs the file)
+    # (any other error is retried, and the retry needs the file; a job lost to another
+    # worker leaves the file to that worker)
     blobs.delete(payload["blob"])
+    return _outcome(result)
+
+
+def _outcome(result: AggregationResult) -> JobOutcome:
     messages = [{"level": "warning", "key": "aggregation_warning", "text": w}
                 for w in result.warnings]
     return JobOutcome(warning=bool(result.warnings), messages=messages, counters=result.counters)

@@ -7,16 +7,17 @@ from typing import IO, Any
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from sheaf.errors import BadRequest, Conflict, NotFound, upload_too_large
+from sheaf.errors import BadRequest, Conflict, NotFound, Unprocessable, upload_too_large
 from sheaf.identity import repository, snapshots
 from sheaf.identity.jobs import LOAD_ACCOUNTS
 from sheaf.identity.models import Account, Identity, Source, SourceSchema
 from sheaf.jobs.models import Job
-from sheaf.jobs.service import LockHeld, active_holder
+from sheaf.jobs.service import IdempotencyKeyReused, LockHeld, active_holder
 from sheaf.kit.base import new_id, utcnow
 from sheaf.runtime import Runtime
 
 DELIMITED_FILE = "delimited-file"
+MAX_KEY_LENGTH = 200  # (job.idempotency_key)
 ALREADY_RUNNING = (
     "This aggregation failed because the currently running aggregation must complete "
     "before the next one can start."
@@ -100,6 +101,11 @@ def put_schema(runtime: Runtime, source_id: str, schema_id: str | None,
             row = session.get(SourceSchema, schema_id)
             if row is None or row.source_id != source_id:
                 raise NotFound(f"Schema {schema_id} was not found on source {source_id}")
+            if row.name == "account" and values["name"] != "account":
+                # Loads read the schema named "account"; SailPoint does not let a flat-file
+                # source's schema be reshaped this way either.
+                raise BadRequest(f"The account schema's name cannot change (loads use the "
+                                 f"schema named 'account'); got '{values['name']}'")
             if (row.name == "account"
                     and values["identity_attribute"] != row.identity_attribute
                     and repository.account_count(session, source_id)):
@@ -127,6 +133,11 @@ def loadable_source(runtime: Runtime, source_id: str) -> Source:
     return source
 
 
+def file_delimiter(source: Source) -> str:
+    """The field delimiter of a delimited-file source's uploads."""
+    return str((source.connector_attributes or {}).get("delimiter", ","))
+
+
 def store_file(runtime: Runtime, stream: IO[bytes]) -> str:
     """Keep an uploaded file in the blob store; returns its key."""
     limit = runtime.settings.identity.max_upload_bytes
@@ -139,14 +150,20 @@ def store_file(runtime: Runtime, stream: IO[bytes]) -> str:
 
 def load_accounts(
     runtime: Runtime, source_id: str, blob: str | None, *, disable_optimization: bool,
-    launcher: str, idempotency_key: str | None = None,
+    launcher: str, idempotency_key: str | None = None, endpoint: str = "",
 ) -> Job:
     """Queue an aggregation of a stored file. A source that is already aggregating gets a
-    task that ends in error, as SailPoint does. The blob belongs to the job from here on."""
+    task that ends in error, as SailPoint does. The blob belongs to the job from here on.
+
+    ``idempotency_key`` is the launcher's own: repeated with the same source, endpoint
+    and options it answers the first task; with another request it is refused (422)."""
     try:
         loadable_source(runtime, source_id)
         if blob is None:
             raise BadRequest("A delimited-file source needs the accounts file in the 'file' part")
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_KEY_LENGTH:
+            raise BadRequest(f"The Idempotency-Key header must be 1 to {MAX_KEY_LENGTH} "
+                             "characters long")
     except Exception:
         if blob is not None:
             runtime.blobs.delete(blob)
@@ -156,8 +173,13 @@ def load_accounts(
     try:
         job = runtime.jobs.submit(
             LOAD_ACCOUNTS, payload, lock_key=lock_key(source_id),
-            idempotency_key=idempotency_key, subject_id=source_id, launcher=launcher,
+            idempotency_key=idempotency_key, idempotency_client=launcher,
+            request={"endpoint": endpoint, "disable_optimization": disable_optimization},
+            subject_id=source_id, launcher=launcher,
         )
+    except IdempotencyKeyReused as exc:
+        runtime.blobs.delete(blob)
+        raise Unprocessable(str(exc)) from None
     except LockHeld:
         runtime.blobs.delete(blob)
         return runtime.jobs.refuse(

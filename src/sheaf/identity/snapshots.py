@@ -23,6 +23,7 @@ from pathlib import Path
 import polars as pl
 
 from sheaf.identity.engine import STORED_SCHEMA
+from sheaf.kit.files import private_dir, private_file
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +82,9 @@ def save(root: Path, source_id: str, generation: str, state: pl.DataFrame) -> No
     Failure only costs speed."""
     path = _path(root, source_id, generation)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         tmp = path.with_suffix(".part")
+        private_file(tmp, truncate=True)  # created 0600: polars keeps the mode it finds
         copy = state.select(list(STORED_SCHEMA))
         copy.write_parquet(tmp, compression="lz4")
         os.replace(tmp, path)

@@ -1,4 +1,5 @@
-"""What a running handler sees: its payload, throttled progress, cancellation, a lease."""
+"""What a running handler sees: its payload, throttled progress, cancellation, a lease,
+and ``finish``: the fenced end a handler writes in the same transaction as its data."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from sheaf.config import Settings
 from sheaf.db import Database
 from sheaf.jobs import repository
-from sheaf.jobs.errors import JobCancelled
+from sheaf.jobs.errors import JobCancelled, JobLost
 from sheaf.jobs.models import Job
+from sheaf.jobs.registry import JobOutcome
+from sheaf.jobs.states import JobStatus
 from sheaf.kit.base import utcnow
 
 
@@ -24,6 +29,8 @@ class JobContext:
         self.attempt = job.attempt
         self.worker_id = worker_id
         self.settings = settings
+        # Set by ``finish``: the status this run committed together with its data.
+        self.finished: JobStatus | None = None
         self._timing = settings.jobs
         self._last_write = 0.0
         self._stop = threading.Event()
@@ -47,17 +54,49 @@ class JobContext:
         if message is not None:
             values["progress_message"] = message[:500]
         with self.db.write() as session:
-            cancel = repository.touch(session, self.job_id, self.worker_id, **values)
+            cancel = repository.touch(session, self.job_id, self.worker_id, self.attempt,
+                                      **values)
         if cancel:
             raise JobCancelled()
         if cancel is None:  # not this worker's any more: see whether it still exists
             self.check_cancelled()
 
     def check_cancelled(self) -> None:
+        """Raise JobCancelled if stop was asked, JobLost if the job is not ours any more."""
         with self.db.read() as session:
             job = repository.get(session, self.job_id)
-        if job is None or job.cancel_requested_at is not None:
+        if job is None or job.status != JobStatus.RUNNING.value or (
+                job.worker_id, job.attempt) != (self.worker_id, self.attempt):
+            raise JobLost(f"job {self.job_id} is no longer this worker's")
+        if job.cancel_requested_at is not None:
             raise JobCancelled()
+
+    # -- the end, with the data -----------------------------------------------------------
+    def finish(self, session: Session, outcome: JobOutcome) -> None:
+        """Record ``outcome`` as this job's end inside the caller's data transaction.
+
+        The update is fenced on this claim still owning a job nobody asked to stop, so the
+        data and the task's report commit together or not at all: a job ended from outside
+        or taken over cannot have its data applied, and a crash after the commit cannot
+        leave a task that reruns or lies about what was applied. Raises JobCancelled (stop
+        was asked) or JobLost (not ours any more); the caller's transaction then rolls back.
+        """
+        status = JobStatus.WARNING if outcome.warning else JobStatus.SUCCEEDED
+        done = repository.transition(
+            session, self.job_id, status, from_=[JobStatus.RUNNING],
+            where=[*repository.owned_by(self.worker_id, self.attempt),
+                   Job.cancel_requested_at.is_(None)],
+            finished_at=utcnow(), lease_expires_at=None, messages=outcome.messages,
+            counters=outcome.counters, progress_message="Completed",
+        )
+        if done:
+            self.finished = status
+            return
+        job = repository.get(session, self.job_id)
+        if (job is not None and job.status == JobStatus.RUNNING.value
+                and job.worker_id == self.worker_id and job.attempt == self.attempt):
+            raise JobCancelled()
+        raise JobLost(f"job {self.job_id} is no longer this worker's to finish")
 
     # -- lease -----------------------------------------------------------------------------
     def start_heartbeat(self) -> None:
@@ -77,6 +116,7 @@ class JobContext:
                         session,
                         self.job_id,
                         self.worker_id,
+                        self.attempt,
                         heartbeat_at=now,
                         lease_expires_at=now + timedelta(seconds=self._timing.lease_seconds),
                     )

@@ -34,6 +34,8 @@ def job_json(job: Job) -> dict[str, Any]:
         "created_at": iso(job.created_at), "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at), "heartbeat_at": iso(job.heartbeat_at),
         "cancel_requested": job.cancel_requested_at is not None,
+        # what a job asked to stop ends as once its worker has stopped
+        "ending_as": job.end_status if job.status in ("queued", "running") else None,
         "progress": {"current": job.progress_current, "total": job.progress_total,
                      "message": job.progress_message},
         "error_code": job.error_code, "messages": job.messages, "counters": job.counters,
@@ -50,7 +52,7 @@ def _get(runtime: Runtime, job_id: str) -> Job:
 @router.get("")
 def list_jobs(
     status: str | None = Query(None), type: str | None = Query(None),
-    limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=2**63 - 1),
     runtime: Runtime = Depends(get_runtime),
 ) -> list[dict[str, Any]]:
     """Jobs, newest first, optionally by status and type."""

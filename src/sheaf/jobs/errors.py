@@ -9,6 +9,11 @@ class JobCancelled(Exception):
     """Raised at a safe point once cancellation has been requested."""
 
 
+class JobLost(Exception):
+    """This worker no longer owns its job (its lease ran out and it was taken over, or it
+    was ended): whatever it was about to commit is rolled back."""
+
+
 class JobFailed(Exception):
     """An expected failure (bad input, refused run): no retry, ends the job as failed."""
 

@@ -16,7 +16,8 @@ ACTIVE_SQL = "status IN ('queued', 'running')"
 class Job(Base):
     __tablename__ = "job"
     __table_args__ = (
-        UniqueConstraint("type", "idempotency_key"),
+        # A key is one client's: the same key from another client is another request.
+        UniqueConstraint("idempotency_client", "idempotency_key"),
         # One active job per lock key: how "an aggregation is already running" is known.
         Index(
             "uq_job_active_lock_key",
@@ -35,6 +36,9 @@ class Job(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # who sent the key, and a digest of the request it came with (see JobService.submit)
+    idempotency_client: Mapped[str | None] = mapped_column(String(64))
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
     lock_key: Mapped[str | None] = mapped_column(String(200))
     # What the job is about (a source id, a member guid): for per-subject listings.
     subject_id: Mapped[str | None] = mapped_column(String(64))
@@ -55,6 +59,9 @@ class Job(Base):
     progress_total: Mapped[int | None] = mapped_column(Integer)
     progress_message: Mapped[str | None] = mapped_column(String(500))
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What a job asked to stop while running ends as (cancelled, or failed when an operator
+    # set it to Error) once its worker has stopped: its lock is held until then.
+    end_status: Mapped[str | None] = mapped_column(String(16))
 
     error_code: Mapped[str | None] = mapped_column(String(64))
     # [{"level": "info"|"warning"|"error", "key": str, "text": str}]

@@ -12,7 +12,7 @@ from sheaf.config import Settings
 from sheaf.db import Database
 from sheaf.jobs import repository
 from sheaf.jobs.context import JobContext
-from sheaf.jobs.errors import JobCancelled, JobFailed
+from sheaf.jobs.errors import JobCancelled, JobFailed, JobLost
 from sheaf.jobs.models import Job
 from sheaf.jobs.registry import spec_for
 from sheaf.jobs.states import JobStatus
@@ -52,12 +52,14 @@ def run_job(db: Database, job_id: str, settings: Settings) -> JobStatus | None:
     spec = spec_for(job.type)
     ctx = JobContext(db, job, worker_id, settings)
     ctx.start_heartbeat()
-    mine = [Job.worker_id == worker_id]
+    mine = repository.owned_by(worker_id, job.attempt)
     try:
         outcome = spec.handler(ctx)
     except JobCancelled:
-        return _finish(db, job_id, JobStatus.CANCELLED, mine, "cancelled", error_code="cancelled",
-                       progress_message="Cancelled")
+        return _end_as_requested(db, job_id, mine)
+    except JobLost:
+        log.warning("job %s was taken from this worker; nothing of this run was applied", job_id)
+        return None
     except JobFailed as failure:
         return _finish(
             db, job_id, JobStatus.FAILED, mine, failure.message,
@@ -70,13 +72,14 @@ def run_job(db: Database, job_id: str, settings: Settings) -> JobStatus | None:
         if job.attempt < min(spec.max_attempts, job.max_attempts):
             delay = spec.backoff_seconds * (2 ** (job.attempt - 1))
             with db.write() as session:
-                repository.transition(
-                    session, job_id, JobStatus.QUEUED, from_=[JobStatus.RUNNING], where=mine,
+                requeued = repository.transition(
+                    session, job_id, JobStatus.QUEUED, from_=[JobStatus.RUNNING],
+                    where=[*mine, Job.cancel_requested_at.is_(None)],
                     message=f"attempt {job.attempt} failed, retrying: {text}",
                     worker_id=None, lease_expires_at=None,
                     run_after=utcnow() + timedelta(seconds=delay),
                 )
-            return JobStatus.QUEUED
+            return JobStatus.QUEUED if requeued else _end_as_requested(db, job_id, mine)
         return _finish(
             db, job_id, JobStatus.FAILED, mine, text, error_code="internal_error",
             messages=[{"level": "error", "key": "internal_error", "text": text}],
@@ -84,11 +87,24 @@ def run_job(db: Database, job_id: str, settings: Settings) -> JobStatus | None:
         )
     finally:
         ctx.stop_heartbeat()
+    if ctx.finished is not None:  # the handler committed its end with its data
+        return ctx.finished
     status = JobStatus.WARNING if outcome.warning else JobStatus.SUCCEEDED
     return _finish(
         db, job_id, status, mine, None, messages=outcome.messages, counters=outcome.counters,
         progress_message="Completed",
     )
+
+
+def _end_as_requested(db: Database, job_id: str, mine: list) -> JobStatus | None:
+    """The handler stopped because it was asked to: end the job the way it was asked."""
+    with db.write() as session:
+        job = repository.get(session, job_id)
+        ended = None if job is None else repository.end_as_requested(
+            session, job, mine, "stopped on request")
+    if ended is None:
+        log.warning("job %s was taken from this worker before it could stop", job_id)
+    return ended
 
 
 def _finish(db: Database, job_id: str, status: JobStatus, where: list, message: str | None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from sqlalchemy import select
@@ -25,6 +27,42 @@ class LockHeld(Exception):
         self.holder_id = holder_id
 
 
+class IdempotencyKeyReused(Exception):
+    """The client sent an idempotency key it already used, with a different request."""
+
+    def __init__(self, key: str, job: Job) -> None:
+        super().__init__(
+            f"The Idempotency-Key '{key}' was already used by this client for another request "
+            f"(task {job.id}); send a new key for a new request, or repeat the first request "
+            "exactly to get its task back."
+        )
+        self.key = key
+        self.job = job
+
+
+def request_fingerprint(type_: str, subject_id: str | None, request: dict[str, Any]) -> str:
+    """A digest of what a request asked for: same digest, same request."""
+    canonical = json.dumps([type_, subject_id, request], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _keyed_job(session: Session, client: str, key: str, fingerprint: str,
+               type_: str, subject_id: str | None) -> Job | None:
+    """The job this client's key created, if any; raises if it came with another request."""
+    job = session.execute(
+        select(Job).where(Job.idempotency_client == client, Job.idempotency_key == key)
+    ).scalar_one_or_none()
+    if job is None:
+        return None
+    if job.request_fingerprint is None:  # keyed before requests were recorded
+        same = job.type == type_ and job.subject_id == subject_id
+    else:
+        same = job.request_fingerprint == fingerprint
+    if not same:
+        raise IdempotencyKeyReused(key, job)
+    return job
+
+
 def active_holder(session: Session, lock_key: str) -> str | None:
     return session.execute(
         select(Job.id).where(Job.lock_key == lock_key, Job.status.in_([s.value for s in ACTIVE]))
@@ -44,31 +82,44 @@ class JobService:
         *,
         lock_key: str | None = None,
         idempotency_key: str | None = None,
+        idempotency_client: str = "",
+        request: dict[str, Any] | None = None,
         subject_id: str | None = None,
         launcher: str = "System",
         total: int | None = None,
     ) -> Job:
         """Create a queued job and hand its id to the executor once it is committed.
 
-        A repeated idempotency key returns the job it first created; a held lock key
-        raises LockHeld.
+        An idempotency key belongs to ``idempotency_client`` (the API client that sent
+        it): repeated with the same request (job type, subject and ``request``, e.g. the
+        endpoint and its parameters) it returns the job it first created; repeated with
+        another request it raises IdempotencyKeyReused. Another client's equal key is
+        another key. A held lock key raises LockHeld.
         """
+        fingerprint = request_fingerprint(type_, subject_id, request or {})
         try:
             with self.db.write() as session:
-                if idempotency_key is not None:
-                    existing = session.execute(
-                        select(Job).where(Job.type == type_, Job.idempotency_key == idempotency_key)
-                    ).scalar_one_or_none()
-                    if existing is not None:
-                        return existing
+                if idempotency_key is not None and (existing := _keyed_job(
+                        session, idempotency_client, idempotency_key, fingerprint, type_,
+                        subject_id)):
+                    return existing
                 if lock_key is not None and (holder := active_holder(session, lock_key)):
                     raise LockHeld(lock_key, holder)
+                keyed = ({} if idempotency_key is None else
+                         {"idempotency_key": idempotency_key,
+                          "idempotency_client": idempotency_client,
+                          "request_fingerprint": fingerprint})
                 job = self._new(
-                    session, type_, payload, lock_key=lock_key, idempotency_key=idempotency_key,
-                    subject_id=subject_id, launcher=launcher, progress_total=total,
-                    progress_message="Queued",
+                    session, type_, payload, lock_key=lock_key, subject_id=subject_id,
+                    launcher=launcher, progress_total=total, progress_message="Queued", **keyed,
                 )
         except IntegrityError as exc:  # lost a race another transaction won
+            if idempotency_key is not None:
+                with self.db.read() as session:
+                    existing = _keyed_job(session, idempotency_client, idempotency_key,
+                                          fingerprint, type_, subject_id)
+                if existing is not None:
+                    return existing
             if lock_key is None:
                 raise
             with self.db.read() as session:
@@ -106,7 +157,11 @@ class JobService:
         return job
 
     def cancel(self, job_id: str) -> Job | None:
-        """Cancel a queued job at once; ask a running one to stop at its next safe point."""
+        """Cancel a queued job at once; ask a running one to stop at its next safe point.
+
+        A running job stays running, holding its lock key, until its worker has stopped
+        (see repository.request_end): it then ends cancelled with nothing applied.
+        """
         with self.db.write() as session:
             job = repository.get(session, job_id)
             if job is None:
@@ -118,22 +173,28 @@ class JobService:
                     finished_at=utcnow(), progress_message="Cancelled",
                 )
             elif job.status == JobStatus.RUNNING.value and job.cancel_requested_at is None:
-                job.cancel_requested_at = utcnow()
-            session.flush()
+                repository.request_end(session, job_id, JobStatus.CANCELLED)
             return repository.get(session, job_id)
 
     def end(self, job_id: str, status: JobStatus, message: str, code: str) -> Job | None:
-        """Force an unfinished job to an end (an operator clearing a stuck task)."""
+        """End an unfinished job as ``status`` (an operator clearing a stuck task).
+
+        A queued job ends at once. A running one is asked to stop and ends as ``status``
+        once its worker has stopped, or once its lease runs out if the worker is gone:
+        until then it keeps its lock key, and what its worker was writing is never applied.
+        """
+        note = {"level": "error", "key": code, "text": message}
         with self.db.write() as session:
             job = repository.get(session, job_id)
             if job is None:
                 return None
-            repository.transition(
-                session, job_id, status, from_=[JobStatus.QUEUED, JobStatus.RUNNING],
-                message=message, error_code=code, finished_at=utcnow(), lease_expires_at=None,
+            if not repository.transition(
+                session, job_id, status, from_=[JobStatus.QUEUED], message=message,
+                error_code=code, finished_at=utcnow(), lease_expires_at=None,
                 cancel_requested_at=utcnow(), progress_message=message[:500],
-                messages=list(job.messages) + [{"level": "error", "key": code, "text": message}],
-            )
+                messages=[*job.messages, note],
+            ):
+                repository.request_end(session, job_id, status, note, code)
             return repository.get(session, job_id)
 
     def get(self, job_id: str) -> Job | None:

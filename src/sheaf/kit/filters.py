@@ -2,8 +2,13 @@
 
 Filter grammar (V3 standard collection parameters): comparisons ``field op value`` with
 ops eq, ne, in, sw, co, gt, lt, ge, le, isnull, pr; combined with ``and`` (binds tighter),
-``or``, ``not`` and parentheses. Values are quoted strings, numbers, true/false, null, or
-a parenthesised list for ``in``.
+``or``, ``not`` and parentheses. Values are quoted strings, numbers, true/false, null,
+ISO-8601 date-times (quoted or not), or a parenthesised list for ``in``.
+
+Each field says what its values are (``text``, ``boolean``, ``timestamp`` or an enum), so a
+value of the wrong kind is a 400 naming the field, never a database error. A filter is
+bounded (MAX_TERMS comparisons, MAX_DEPTH nesting, MAX_LIST values in one ``in``): the
+parser and SQL compilers recurse, and a deeper filter is not a real query.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVarTuple
 
 from fastapi import Response
@@ -22,17 +28,52 @@ from sheaf.errors import BadRequest
 
 _TOKEN = re.compile(
     r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<lp>\()|(?P<rp>\))|(?P<comma>,)'
+    r"|(?P<date>\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?)"
     r"|(?P<word>[A-Za-z_][\w.]*)|(?P<num>-?\d+(?:\.\d+)?))"
 )
 Ts = TypeVarTuple("Ts")
 OPS = {"eq", "ne", "in", "sw", "co", "gt", "lt", "ge", "le", "isnull", "pr"}
+MAX_TERMS = 100   # comparisons in one filter
+MAX_DEPTH = 32    # nested parentheses and `not`s
+MAX_LIST = 1000   # values in one `in (...)`
+
+
+def text(value: Any) -> Any:
+    """A string field takes a quoted string (or null)."""
+    if value is not None and not isinstance(value, str):
+        raise BadRequest(f"expects a quoted string such as \"{value}\"")
+    return value
+
+
+def boolean(value: Any) -> Any:
+    if value is not None and not isinstance(value, bool):
+        raise BadRequest("expects true or false")
+    return value
+
+
+def timestamp(value: Any) -> Any:
+    """ISO-8601 (``2024-05-01``, ``2024-05-01T14:36:52.775Z``); no zone means UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            try:  # (a zone offset can push 9999-12-31 past the last representable instant)
+                return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            except OverflowError:
+                pass
+    raise BadRequest(f"expects an ISO-8601 date-time such as 2024-05-01T14:36:52Z; got {value!r}")
 
 
 @dataclass(frozen=True)
 class Field:
     column: Any  # a column or SQL expression
     ops: frozenset[str]
-    convert: Callable[[Any], Any] = lambda v: v
+    # checks (and converts) a filter value; raises BadRequest saying what the field expects
+    convert: Callable[[Any], Any] = text
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -55,6 +96,8 @@ class _Parser:
         self.tokens = _tokens(text)
         self.i = 0
         self.fields = fields
+        self.depth = 0
+        self.terms = 0
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -86,17 +129,30 @@ class _Parser:
             parts.append(self.term())
         return and_(*parts) if len(parts) > 1 else parts[0]
 
+    def nested(self, parse: Callable[[], ColumnElement[bool]]) -> ColumnElement[bool]:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise BadRequest(f"Invalid filter: it nests parentheses or 'not' more than "
+                             f"{MAX_DEPTH} deep")
+        inner = parse()
+        self.depth -= 1
+        return inner
+
     def term(self) -> ColumnElement[bool]:
         kind, text = self.take()
         if kind == "lp":
-            inner = self.or_()
+            inner = self.nested(self.or_)
             if self.take()[0] != "rp":
                 raise BadRequest("Invalid filter: missing ')'")
             return inner
         if (kind, text) == ("word", "not"):
-            return not_(self.term())
+            return not_(self.nested(self.term))
         if kind != "word":
             raise BadRequest(f"Invalid filter: expected a field name, found {text!r}")
+        self.terms += 1
+        if self.terms > MAX_TERMS:
+            raise BadRequest(f"Invalid filter: it has more than {MAX_TERMS} comparisons; "
+                             "use 'in' for a list of values, or several requests")
         field = self.fields.get(text)
         if field is None:
             raise BadRequest(f"Filtering is not supported for field '{text}'; supported: "
@@ -113,8 +169,12 @@ class _Parser:
         if op == "pr":
             return col.is_not(None)
         if op == "in":
-            return col.in_([field.convert(v) for v in self.list_()])
-        value = field.convert(self.value())
+            return col.in_([self.convert(text, field, v) for v in self.list_()])
+        value = self.convert(text, field, self.value())
+        if op == "eq" and isinstance(value, datetime):
+            # Answers show times to the millisecond: `eq` matches that millisecond.
+            start = value.replace(microsecond=value.microsecond // 1000 * 1000)
+            return and_(col >= start, col < start + timedelta(milliseconds=1))
         return {
             "eq": lambda: col == value if value is not None else col.is_(None),
             "ne": lambda: col != value,
@@ -126,12 +186,23 @@ class _Parser:
             "le": lambda: col <= value,
         }[op]()
 
+    @staticmethod
+    def convert(name: str, field: Field, value: Any) -> Any:
+        try:
+            return field.convert(value)
+        except BadRequest as exc:
+            if exc.message.startswith("Error converting"):  # (SailPoint's own words)
+                raise
+            raise BadRequest(f"Invalid filter: '{name}' {exc.message}") from None
+
     def list_(self) -> list[Any]:
         if self.take()[0] != "lp":
             raise BadRequest("Invalid filter: 'in' needs a list such as (\"a\",\"b\")")
         values = [self.value()]
         while (tok := self.take())[0] == "comma":
             values.append(self.value())
+            if len(values) > MAX_LIST:
+                raise BadRequest(f"Invalid filter: an 'in' list holds at most {MAX_LIST} values")
         if tok[0] != "rp":
             raise BadRequest("Invalid filter: missing ')' after the list")
         return values
@@ -140,6 +211,8 @@ class _Parser:
         kind, text = self.take()
         if kind == "str":
             return re.sub(r"\\(.)", r"\1", text[1:-1])
+        if kind == "date":
+            return text
         if kind == "num":
             return float(text) if "." in text else int(text)
         if kind == "word" and text in ("true", "false"):
@@ -160,14 +233,20 @@ def parse_sorters(text: str | None, columns: dict[str, Any], default: list[Any])
     ends in a unique key, so rows that tie on the requested fields still page stably."""
     if not text or not text.strip():
         return default
-    order = []
+    order, seen = [], set()
     for part in (p.strip() for p in text.split(",")):
-        name = part.lstrip("-")
+        name = part.removeprefix("-")
         if name not in columns:
-            raise BadRequest(f"Sorting is not supported for field '{name}'; supported: "
+            raise BadRequest(f"Sorting is not supported for field '{name[:64]}'; supported: "
                              f"{', '.join(sorted(columns))}")
+        if name in seen:  # (and so at most one term a field: a bounded ORDER BY)
+            raise BadRequest(f"sorters names '{name}' more than once")
+        seen.add(name)
         order.append(columns[name].desc() if part.startswith("-") else columns[name].asc())
     return order + default
+
+
+MAX_OFFSET = 2**63 - 1  # the databases' OFFSET is a signed 64-bit integer
 
 
 def page(limit: int | None, offset: int | None, maximum: int = 250) -> tuple[int, int]:
@@ -175,8 +254,8 @@ def page(limit: int | None, offset: int | None, maximum: int = 250) -> tuple[int
     offset = 0 if offset is None else offset
     if not 0 <= limit <= maximum:
         raise BadRequest(f"limit must be between 0 and {maximum}; got {limit}")
-    if offset < 0:
-        raise BadRequest(f"offset must not be negative; got {offset}")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise BadRequest(f"offset must be between 0 and {MAX_OFFSET}; got {offset}")
     return limit, offset
 
 

@@ -27,6 +27,8 @@ from sqlalchemy.orm import Session
 
 from sheaf.config import Settings
 from sheaf.db import Database
+from sheaf.jobs import repository as jobs_repository
+from sheaf.jobs.errors import JobCancelled, JobLost
 from sheaf.jobs.models import Job
 from sheaf.kit.base import utcnow
 from sheaf.utility import engine, periods, scope
@@ -36,18 +38,15 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int | None, str], None]
 
 
-class JobLost(Exception):
-    """The job was ended or taken over from outside: this run must not commit."""
-
-
 @dataclass
 class RunResult:
     counters: dict[str, Any]
     failed: int
 
 
-def run(db: Database, settings: Settings, task_id: int, job_id: str, worker_id: str,
+def run(db: Database, settings: Settings, task_id: int, job_id: str, claim: tuple[str, int],
         progress: Progress) -> RunResult:
+    """``claim``: the (worker id, attempt) that runs the job, which the commit is fenced on."""
     with db.read() as session:
         task = session.get(m.ChargebackTask, task_id)
         if task is None:
@@ -59,7 +58,7 @@ def run(db: Database, settings: Settings, task_id: int, job_id: str, worker_id: 
         with db.read() as session:
             targets, outcomes, standing = _plan(session.connection(), first, last, place)
         progress(len(targets), len(targets), f"Writing {len(outcomes)} aggregate bills")
-        _commit(db, task_id, job_id, worker_id, outcomes, standing)
+        _commit(db, task_id, job_id, claim, outcomes, standing)
     progress(0, None, "Auditing the new bills")
     audit(db, settings, task_id)
     progress(1, 1, "Audited")
@@ -140,15 +139,21 @@ def _plan(conn: Connection, first: int, last: int, place: int | None
     return targets, outcomes, standing
 
 
-def _commit(db: Database, task_id: int, job_id: str, worker_id: str,
+def _commit(db: Database, task_id: int, job_id: str, claim: tuple[str, int],
             outcomes: list[engine.Outcome], standing: dict[tuple[int, int], Any]) -> None:
     now = utcnow()
     with db.write() as session:
+        # The fence: this claim still runs the job and nobody asked it to stop (the row
+        # stays locked until the commit, so neither can change before the data lands).
         owned = session.execute(
-            update(Job).where(Job.id == job_id, Job.status == "running",
-                              Job.worker_id == worker_id).values(updated_at=now)
+            update(Job).where(Job.id == job_id, *jobs_repository.owned_by(*claim),
+                              Job.cancel_requested_at.is_(None)).values(updated_at=now)
             .execution_options(synchronize_session=False))
         if owned.rowcount != 1:  # type: ignore[attr-defined]
+            job = jobs_repository.get(session, job_id)
+            if job is not None and job.status == "running" and (
+                    job.worker_id, job.attempt) == claim:
+                raise JobCancelled()
             raise JobLost(f"job {job_id} is no longer this worker's: nothing written")
         task = session.get(m.ChargebackTask, task_id)
         assert task is not None

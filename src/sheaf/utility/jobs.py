@@ -19,7 +19,7 @@ def aggregate(ctx: JobContext) -> JobOutcome:
 
     try:
         result = aggregation.run(ctx.db, ctx.settings, int(ctx.payload["task_id"]), ctx.job_id,
-                                 ctx.worker_id, progress)
+                                 (ctx.worker_id, ctx.attempt), progress)
     except LookupError as exc:
         raise JobFailed("task_missing", str(exc)) from None
     messages = []

@@ -11,7 +11,15 @@ from sheaf.identity import service
 from sheaf.identity.api import wire
 from sheaf.identity.api.deps import identity_reader, managed_by, reach, require_managed
 from sheaf.identity.models import Account, Identity, Source
-from sheaf.kit.filters import Field, fetch_page, page, parse_filters, parse_sorters
+from sheaf.kit.filters import (
+    Field,
+    boolean,
+    fetch_page,
+    page,
+    parse_filters,
+    parse_sorters,
+    timestamp,
+)
 from sheaf.runtime import Runtime, get_runtime
 
 router = APIRouter(tags=["accounts"])
@@ -22,9 +30,9 @@ ACCOUNT_FILTERS = {
     "name": Field(Account.name, frozenset({"eq", "in", "sw"})),
     "nativeIdentity": Field(Account.native_identity, frozenset({"eq", "in", "sw"})),
     "sourceId": Field(Account.source_id, frozenset({"eq", "in"})),
-    "uncorrelated": Field(Account.identity_id.is_(None), frozenset({"eq"})),
-    "created": Field(Account.created, frozenset({"gt", "lt", "ge", "le"})),
-    "modified": Field(Account.modified, frozenset({"gt", "lt", "ge", "le"})),
+    "uncorrelated": Field(Account.identity_id.is_(None), frozenset({"eq"}), boolean),
+    "created": Field(Account.created, frozenset({"eq", "gt", "lt", "ge", "le"}), timestamp),
+    "modified": Field(Account.modified, frozenset({"eq", "gt", "lt", "ge", "le"}), timestamp),
 }
 ACCOUNT_SORTERS = {"id": Account.id, "name": Account.name, "created": Account.created,
                    "modified": Account.modified, "sourceId": Account.source_id,
@@ -35,7 +43,7 @@ IDENTITY_FILTERS = {
     "id": Field(Identity.id, frozenset({"eq", "in"})),
     "name": Field(Identity.name, frozenset({"eq", "sw"})),
     "alias": Field(Identity.name, frozenset({"eq", "sw"})),
-    "correlated": Field(correlated, frozenset({"eq"})),
+    "correlated": Field(correlated, frozenset({"eq"}), boolean),
 }
 IDENTITY_SORTERS = {"name": Identity.name, "alias": Identity.name, "id": Identity.id}
 

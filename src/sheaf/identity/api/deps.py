@@ -30,7 +30,8 @@ source_admin = require(*SOURCE_ADMINS)
 task_reader = require(*TASK_READERS)
 ORG_WIDE_TASK_READERS = frozenset(TASK_READERS) - {"SOURCE_SUBADMIN"}
 task_writer = require("ORG_ADMIN", "SOURCE_ADMIN")
-identity_reader = require("ORG_ADMIN", "HELPDESK", "SOURCE_ADMIN", "ROLE_ADMIN")
+IDENTITY_READERS = ("ORG_ADMIN", "HELPDESK", "SOURCE_ADMIN", "ROLE_ADMIN")
+identity_reader = require(*IDENTITY_READERS)
 
 
 def groups_of(credential: Credential | None, authorities: frozenset[str]

@@ -45,13 +45,16 @@ async def load_accounts(
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
 ) -> JSONResponse:
     """Aggregate a delimited-file source from an uploaded CSV snapshot (multipart `file`,
-    optional `disableOptimization`). Answers 202 with the task to follow."""
+    optional `disableOptimization`). Answers 202 with the task to follow; an upload cut short
+    (no closing boundary, a Content-Length the body does not match, a file ending mid-row)
+    is refused with 400 and starts nothing."""
     limit = runtime.settings.identity.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
         raise upload_too_large(limit)  # refused before reading a byte of it
-    await run_in_threadpool(service.loadable_source, runtime, id)
-    received = await upload.receive(request, runtime.blobs, limit)
+    source = await run_in_threadpool(service.loadable_source, runtime, id)
+    received = await upload.receive(request, runtime.blobs, limit,
+                                    delimiter=service.file_delimiter(source))
     try:
         disable = _flag(received.fields.get("disableOptimization"))
     except BadRequest:
@@ -61,6 +64,7 @@ async def load_accounts(
     job = await run_in_threadpool(
         service.load_accounts, runtime, id, received.blob, disable_optimization=disable,
         launcher=who.client_id, idempotency_key=idempotency_key,
+        endpoint=request.scope["route"].path,  # the path template: /v2025/sources/{id}/...
     )
     return JSONResponse(wire.load_accounts_task(job), status_code=202)
 

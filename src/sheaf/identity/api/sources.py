@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import jsonpatch
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import and_, select
 from starlette.concurrency import run_in_threadpool
 
@@ -27,7 +26,8 @@ from sheaf.identity.api.deps import (
 from sheaf.identity.models import Source, SourceSchema
 from sheaf.kit.base import new_id
 from sheaf.kit.filters import Field as FilterField
-from sheaf.kit.filters import fetch_page, page, parse_filters, parse_sorters
+from sheaf.kit.filters import boolean, fetch_page, page, parse_filters, parse_sorters
+from sheaf.kit.jsonbody import PATCH_ERRORS, json_patch, problem, read_json
 from sheaf.runtime import Runtime, get_runtime
 
 router = APIRouter(tags=["sources"], dependencies=[Depends(administered_source)])
@@ -35,7 +35,7 @@ router = APIRouter(tags=["sources"], dependencies=[Depends(administered_source)]
 SOURCE_FILTERS = {
     "id": FilterField(Source.id, frozenset({"eq", "in"})),
     "name": FilterField(Source.name, frozenset({"eq", "in", "co", "sw"})),
-    "authoritative": FilterField(Source.authoritative, frozenset({"eq"})),
+    "authoritative": FilterField(Source.authoritative, frozenset({"eq"}), boolean),
     "connector": FilterField(Source.connector, frozenset({"eq", "in"})),
 }
 SOURCE_SORTERS = {"name": Source.name, "id": Source.id, "created": Source.created,
@@ -48,7 +48,7 @@ class CorrelationPair(BaseModel):
 
 
 class OwnerRef(BaseModel):
-    type: str = "IDENTITY"
+    type: Literal["IDENTITY"] = "IDENTITY"
     id: str
     name: str | None = None
 
@@ -71,6 +71,14 @@ class SourceIn(BaseModel):
     deleteThreshold: int = Field(default=10, ge=0, le=100)
     authoritative: bool = False
 
+    @field_validator("connectorAttributes")
+    @classmethod
+    def storable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Stored as given and sent back on every read: it must stay renderable JSON."""
+        if (why := problem(value)) is not None:
+            raise ValueError(f"connectorAttributes cannot be stored: {why}")
+        return value
+
 
 class AttributeIn(BaseModel):
     name: str = Field(min_length=1, max_length=128)
@@ -85,9 +93,9 @@ class SchemaIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     name: str = Field(default="account", min_length=1, max_length=64)
-    nativeObjectType: str = "User"
-    identityAttribute: str = Field(min_length=1)
-    displayAttribute: str = Field(min_length=1)
+    nativeObjectType: str = Field(default="User", min_length=1, max_length=64)
+    identityAttribute: str = Field(min_length=1, max_length=128)
+    displayAttribute: str = Field(min_length=1, max_length=128)
     attributes: list[AttributeIn] = Field(default_factory=list)
 
 
@@ -100,12 +108,14 @@ def _source_values(body: SourceIn) -> dict[str, Any]:
         raise BadRequest(f"Connector '{body.connector}' is not available; this server "
                          f"aggregates '{service.DELIMITED_FILE}' sources")
     attributes = dict(body.connectorAttributes)
-    pairs = [CorrelationPair.model_validate(p).model_dump()
-             for p in attributes.pop("correlation", None) or []]
+    pairs = _correlation(attributes.pop("correlation", None))
     delimiter = attributes.get("delimiter", ",")
-    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\n\r':
-        raise BadRequest("connectorAttributes.delimiter must be one character other than a "
-                         "quote or a line break")
+    # The CSV reader splits bytes: a delimiter is one ASCII character (tab included).
+    if (not isinstance(delimiter, str) or len(delimiter) != 1 or not delimiter.isascii()
+            or delimiter in '"\n\r'):
+        raise BadRequest("connectorAttributes.delimiter must be one ASCII character other "
+                         "than a quote or a line break, such as ',' ';' '|' or a tab; "
+                         f"got {delimiter!r}")
     return {
         "name": body.name, "description": body.description,
         "owner": body.owner.model_dump() if body.owner else None,
@@ -114,6 +124,22 @@ def _source_values(body: SourceIn) -> dict[str, Any]:
         "delete_threshold": body.deleteThreshold, "authoritative": body.authoritative,
         "correlation": pairs,
     }
+
+
+def _correlation(value: Any) -> list[dict[str, str]]:
+    """connectorAttributes.correlation: a list of attribute pairs, the first match wins."""
+    expected = ("connectorAttributes.correlation must be a list of "
+                '{"accountAttribute": "...", "identityAttribute": "..."} pairs')
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BadRequest(f"{expected}; got {type(value).__name__}")
+    try:
+        return [CorrelationPair.model_validate(p).model_dump() for p in value]
+    except ValidationError as exc:
+        raise BadRequest(f"{expected}: " + "; ".join(
+            f"item {e['loc'][0] if e['loc'] else ''}: {e['msg']}" for e in exc.errors(
+                include_url=False))) from None
 
 
 def _schema_values(body: SchemaIn) -> dict[str, Any]:
@@ -218,14 +244,11 @@ async def patch_source(id: str, request: Request, runtime: Runtime = Depends(get
                        groups: frozenset[str] | None = Depends(reach)) -> dict[str, Any]:
     """Change a source with JSON Patch, e.g. replace /deleteThreshold or
     /connectorAttributes/correlation."""
-    try:
-        ops = jsonpatch.JsonPatch(await request.json())
-    except (ValueError, jsonpatch.InvalidJsonPatch) as exc:
-        raise BadRequest(f"The body must be a JSON Patch array: {exc}") from None
+    ops = json_patch(await read_json(request))
     current = await run_in_threadpool(get_source, id, runtime)
     try:
         patched = ops.apply(current)
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+    except PATCH_ERRORS as exc:
         raise BadRequest(f"The patch does not apply: {exc}") from None
     readonly = ("id", "type", "connector", "connectorClass", "created", "schemas")
     changed = [k for k in readonly if patched.get(k) != current.get(k)]

@@ -16,6 +16,7 @@ from sheaf.identity.models import Source
 from sheaf.jobs.models import Job
 from sheaf.jobs.states import JobStatus
 from sheaf.kit.filters import Field, fetch_page, page, parse_filters, parse_sorters
+from sheaf.kit.jsonbody import read_json
 from sheaf.runtime import Runtime, get_runtime
 
 router = APIRouter(tags=["task-management"])
@@ -85,7 +86,8 @@ def _job(session: Session, task_id: str, groups: frozenset[str] | None,
     return job
 
 
-def _reached(groups: frozenset[str] | None) -> ColumnElement[bool]:
+def reached_tasks(groups: frozenset[str] | None) -> ColumnElement[bool]:
+    """Jobs about a source ``groups`` (see deps.task_reach) reach."""
     if groups is None:
         return true()
     return Job.subject_id.in_(select(Source.id).where(managed_by(groups)))
@@ -107,7 +109,7 @@ def list_task_status(
 ) -> list[dict[str, Any]]:
     """Task statuses; `filters=completionStatus isnull` lists the ones still running."""
     limit, offset = page(limit, offset)
-    where = and_(IDENTITY_JOBS, _reached(groups), parse_filters(filters, TASK_FILTERS))
+    where = and_(IDENTITY_JOBS, reached_tasks(groups), parse_filters(filters, TASK_FILTERS))
     order = parse_sorters(sorters, TASK_SORTERS, [Job.created_at, Job.id])
     with runtime.db.read() as session:
         jobs = [job for (job,) in fetch_page(
@@ -123,7 +125,7 @@ def pending_tasks(
 ) -> Any:
     """Deprecated: the unfinished tasks (HEAD answers only X-Total-Count)."""
     limit, offset = page(limit, offset)
-    where = and_(IDENTITY_JOBS, _reached(groups), Job.status.in_(["queued", "running"]))
+    where = and_(IDENTITY_JOBS, reached_tasks(groups), Job.status.in_(["queued", "running"]))
     with runtime.db.read() as session:
         total = session.execute(select(func.count()).select_from(Job).where(where)).scalar_one()
         jobs = list(session.execute(
@@ -146,17 +148,14 @@ async def patch_task_status(
     id: str, request: Request, runtime: Runtime = Depends(get_runtime)
 ) -> dict[str, Any]:
     """Clear a stuck task with JSON Patch, e.g. replace /completionStatus with "Error"."""
-    try:
-        ops = await request.json()
-    except ValueError:
-        raise BadRequest("The body must be a JSON Patch array") from None
+    ops = await read_json(request)
     if not isinstance(ops, list) or not ops:
         raise BadRequest("The body must be a non-empty JSON Patch array")
     ending = None
     for op in ops:
         if not isinstance(op, dict) or op.get("op") not in ("replace", "add"):
             raise BadRequest("Only 'replace' operations are supported on a task status")
-        if op.get("path") not in PATCHABLE:
+        if not isinstance(op.get("path"), str) or op["path"] not in PATCHABLE:
             raise BadRequest(f"Path {op.get('path')!r} cannot be changed; patchable: "
                              f"{', '.join(sorted(PATCHABLE))}")
         if op["path"] == "/completionStatus":

@@ -3,6 +3,11 @@
 Starlette's form parser spools a file part to a temporary file, which would then be
 copied into the blob store: two extra passes over a 100 MB snapshot. This parser streams
 the ``file`` part into its blob as the request arrives and keeps the small text parts.
+
+Each load is a full snapshot, so a file cut short would delete the accounts it lost. An
+upload is taken only whole: a body that ends before its closing boundary, does not match
+its Content-Length, or whose connection closes early is refused, and so is a file part
+that ends mid-row (``csvfile.unfinished_row``).
 """
 
 from __future__ import annotations
@@ -11,13 +16,16 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import Request
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
 
 from sheaf.blobs import BlobStore
 from sheaf.errors import BadRequest, upload_too_large
+from sheaf.identity import csvfile
 
 MAX_TEXT_FIELD = 64 * 1024
+AGAIN = "Nothing was changed; send the whole file again"
 
 
 @dataclass
@@ -91,14 +99,16 @@ class _Receiver:
             self.blobs.discard(self.partial)
 
 
-async def receive(request: Request, blobs: BlobStore, limit: int) -> Upload:
-    """Read a multipart or urlencoded load-accounts body; the file part becomes a blob."""
+async def receive(request: Request, blobs: BlobStore, limit: int, *,
+                  delimiter: str = ",") -> Upload:
+    """Read a multipart or urlencoded load-accounts body; the file part becomes a blob,
+    once the body and the file are known to be whole."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type == b"application/x-www-form-urlencoded":
         form = await request.form()
         return Upload(fields={k: v for k, v in form.items() if isinstance(v, str)})
     if content_type != b"multipart/form-data":
-        if not content_type and not int(request.headers.get("content-length") or 0):
+        if not content_type and request.headers.get("content-length", "0").strip() in ("0", ""):
             return Upload()
         raise BadRequest("Send the file as multipart/form-data with a 'file' part")
     boundary = options.get(b"boundary")
@@ -110,14 +120,41 @@ async def receive(request: Request, blobs: BlobStore, limit: int) -> Upload:
             "on_part_begin", "on_part_data", "on_part_end", "on_header_field",
             "on_header_value", "on_header_end", "on_headers_finished")
     })
+    declared = request.headers.get("content-length")
+    received = 0
     try:
         async for chunk in request.stream():
+            received += len(chunk)
             parser.write(chunk)
+        if declared is not None and declared.strip().isdigit() and received != int(declared):
+            raise BadRequest(
+                f"The request body is {received} bytes but its Content-Length says {declared}: "
+                f"the upload was cut short or altered on the way. {AGAIN}")
         parser.finalize()
-        return receiver.finish()
+        if parser.state != MultipartState.END:
+            closing = f"--{boundary.decode('latin-1')}--"
+            raise BadRequest(f"The multipart body ends before its closing boundary "
+                             f"('{closing}'): the upload was cut short. {AGAIN}")
+        received_upload = receiver.finish()
     except FormParserError as exc:
         receiver.abort()
         raise BadRequest(f"The multipart body could not be read: {exc}") from None
+    except ClientDisconnect:
+        receiver.abort()
+        raise BadRequest(f"The connection closed before the whole body arrived: the upload "
+                         f"was cut short. {AGAIN}") from None
     except BaseException:
         receiver.abort()
         raise
+    if received_upload.blob is not None:
+        await run_in_threadpool(_refuse_unfinished, blobs, received_upload.blob, delimiter)
+    return received_upload
+
+
+def _refuse_unfinished(blobs: BlobStore, blob: str, delimiter: str) -> None:
+    problem = csvfile.unfinished_row(blobs.path(blob), delimiter)
+    if problem is not None:
+        blobs.delete(blob)
+        raise BadRequest(
+            f"The file ends in the middle of a row ({problem}): the upload looks cut short. "
+            f"{AGAIN}, with a line break after its last line")

@@ -29,6 +29,21 @@ RETURNS = [
 AGGREGATION_STATUS_TTL = timedelta(hours=1)
 
 
+def _without_none(body: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """``body`` less those of ``keys`` that are None. SailPoint's schemas type them as a
+    plain string or object, never null, and none is required (its SDK models default them
+    to None): where sheaf has no value, leaving the field out is what validates."""
+    for key in keys:
+        if body.get(key) is None:
+            body.pop(key, None)
+    return body
+
+
+def _reference(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A stored {type, id, name} reference; a name that was never given is left out."""
+    return None if value is None else _without_none(dict(value), "name")
+
+
 def ts(value: datetime | None) -> str | None:
     """ISO-8601 in UTC with milliseconds and Z, which every SDK version parses."""
     if value is None:
@@ -149,17 +164,18 @@ def aggregation_status(job: Job) -> dict[str, Any] | None:
 
 
 def ref(type_: str, id_: str | None, name: str | None) -> dict[str, Any] | None:
-    return None if id_ is None else {"type": type_, "id": id_, "name": name}
+    return None if id_ is None else _without_none({"type": type_, "id": id_, "name": name},
+                                                  "name")
 
 
 def source(row: Source, schemas: list[SourceSchema]) -> dict[str, Any]:
     attributes = dict(row.connector_attributes or {})
     attributes["correlation"] = list(row.correlation or [])
-    return {
+    return _without_none({
         "id": row.id,
         "name": row.name,
         "description": row.description,
-        "owner": row.owner,
+        "owner": _reference(row.owner),
         "cluster": None,
         "accountCorrelationConfig": None,
         "accountCorrelationRule": None,
@@ -175,7 +191,7 @@ def source(row: Source, schemas: list[SourceSchema]) -> dict[str, Any]:
         "connectorAttributes": attributes,
         "deleteThreshold": row.delete_threshold,
         "authoritative": row.authoritative,
-        "managementWorkgroup": row.management_workgroup,
+        "managementWorkgroup": _reference(row.management_workgroup),
         "healthy": True,
         "status": "SOURCE_STATE_HEALTHY",
         "since": ts(row.created),
@@ -187,24 +203,27 @@ def source(row: Source, schemas: list[SourceSchema]) -> dict[str, Any]:
         "modified": ts(row.modified),
         "credentialProviderEnabled": False,
         "category": None,
-    }
+    }, "description", "managerCorrelationMapping")
 
 
 def schema(row: SourceSchema) -> dict[str, Any]:
+    # hierarchyAttribute is for group schemas only: an account schema has none.
     return {
         "id": row.id,
         "name": row.name,
         "nativeObjectType": row.native_object_type,
         "identityAttribute": row.identity_attribute,
         "displayAttribute": row.display_attribute,
-        "hierarchyAttribute": None,
         "includePermissions": False,
         "features": [],
         "configuration": {},
         "attributes": [
-            {"name": a["name"], "type": a.get("type", "STRING"), "schema": None,
-             "description": a.get("description"), "isMulti": bool(a.get("isMulti")),
-             "isEntitlement": bool(a.get("isEntitlement")), "isGroup": bool(a.get("isGroup"))}
+            _without_none(
+                {"name": a["name"], "type": a.get("type", "STRING"),
+                 "description": a.get("description"), "isMulti": bool(a.get("isMulti")),
+                 "isEntitlement": bool(a.get("isEntitlement")),
+                 "isGroup": bool(a.get("isGroup"))},
+                "description")
             for a in row.attributes
         ],
         "created": ts(row.created),
@@ -213,7 +232,8 @@ def schema(row: SourceSchema) -> dict[str, Any]:
 
 
 def account(row: Account, source_row: Source | None, identity_name: str | None) -> dict[str, Any]:
-    return {
+    # An uncorrelated account has no identityId / identity (left out, not null).
+    return _without_none({
         "id": row.id,
         "name": row.name,
         "created": ts(row.created),
@@ -237,11 +257,10 @@ def account(row: Account, source_row: Source | None, identity_name: str | None) 
         "manuallyCorrelated": False,
         "hasEntitlements": False,
         "identity": ref("IDENTITY", row.identity_id, identity_name),
-        "sourceOwner": None,
+        "sourceOwner": _reference(source_row.owner) if source_row else None,
         "features": None,
         "origin": "AGGREGATED",
-        "ownerIdentity": None,
-    }
+    }, "identityId", "identity")
 
 
 def identity(row: Identity) -> dict[str, Any]:
@@ -260,5 +279,5 @@ def identity(row: Identity) -> dict[str, Any]:
         "isManager": False,
         "lastRefresh": ts(row.modified),
         "attributes": attributes,
-        "lifecycleState": None,
+        # no lifecycle states here (no identity profiles): left out rather than null
     }

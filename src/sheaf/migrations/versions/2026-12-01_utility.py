@@ -2,7 +2,7 @@
 EnergyCAP users and API keys.
 
 Revision ID: a7c3e91f5d24
-Revises: 9d4c2b7e5a31
+Revises: b4c542aaf13a
 Create Date: 2026-12-01 22:32:00.727779
 """
 
@@ -15,7 +15,7 @@ import sheaf.kit.base
 from sheaf.utility.reference import seed
 
 revision: str = 'a7c3e91f5d24'
-down_revision: str | None = '9d4c2b7e5a31'
+down_revision: str | None = "b4c542aaf13a"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
