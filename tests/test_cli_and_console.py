@@ -38,7 +38,7 @@ def test_credentials_demo_load_and_jobs(cli: CliRunner, tmp_path: Path) -> None:
     made = json.loads(demo.stdout.strip().splitlines()[-1])
     assert [m["status"] for m in made] == ["succeeded", "succeeded"]
     assert "identitiesCorrelated: 14" in demo.output
-    mx_demo = json.loads(next(line for line in demo.output.splitlines() if '"api_key"' in line))
+    mx_demo = json.loads(next(line for line in demo.output.splitlines() if '"member_guid"' in line))
     assert mx_demo["member_guid"].startswith("MBR-") and "transactions_created: 351" in demo.output
 
     csv = tmp_path / "hr.csv"

@@ -30,6 +30,9 @@ from sheaf.jobs.presence import Presence
 from sheaf.kit.base import new_id
 from sheaf.migrate import upgrade
 from sheaf.runtime import Runtime
+from sheaf.utility import errors as utility_errors
+from sheaf.utility import jobs as _utility_jobs  # noqa: F401  (registers handlers)
+from sheaf.utility.api import router as utility_router
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,8 @@ def mx_error(request: Request, exc: SheafError) -> JSONResponse:
 def render_error(request: Request, exc: SheafError) -> JSONResponse:
     if is_mx_path(request.url.path):
         return mx_error(request, exc)
+    if utility_errors.PATH.match(request.url.path):
+        return utility_errors.render(exc)
     if _native(request):
         return JSONResponse(status_code=exc.status_code,
                             content={"error": {"code": exc.detail_code, "message": exc.message}})
@@ -87,6 +92,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if utility_errors.PATH.match(request.url.path):
+            return utility_errors.render(utility_errors.from_validation(exc.errors()))
         problems = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
@@ -181,6 +188,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.include_router(jobs_router)
     app.include_router(identity_router)
     app.include_router(finance_router)
+    app.include_router(utility_router)
     app.include_router(console_router)
     openapi.install(app)
     return app

@@ -72,6 +72,18 @@ class FinanceSettings(BaseModel):
     max_statement_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
 
 
+class UtilitySettings(BaseModel):
+    # how many billing periods an aggregation covers, ending with its billingPeriod
+    # (EnergyCAP: "determined by system configuration"; a look-back re-aggregates late or
+    # corrected source bills)
+    aggregation_periods: int = Field(default=3, ge=1, le=120)
+    # an aggregate bill whose use or cost differs from the prior period's by more than
+    # this percentage is flagged by the audits
+    audit_variance_percent: int = Field(default=50, ge=1)
+    # bulk bill import: larger files get 413
+    max_import_bytes: int = Field(default=1024 * 1024 * 1024, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SHEAF_", env_nested_delimiter="__")
 
@@ -82,6 +94,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     identity: IdentitySettings = IdentitySettings()
     finance: FinanceSettings = FinanceSettings()
+    utility: UtilitySettings = UtilitySettings()
 
     @field_validator("data_dir")
     @classmethod

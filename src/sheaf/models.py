@@ -1,5 +1,6 @@
 """Every ORM model, so Alembic sees the whole schema."""
 
+from sheaf.auth.energycap import EnergyCapKey, EnergyCapUser
 from sheaf.auth.models import Credential
 from sheaf.auth.mx import MxClient, NexusApiToken, NexusSession
 from sheaf.finance.models import (
@@ -14,7 +15,9 @@ from sheaf.finance.models import (
 from sheaf.identity.models import Account, Identity, Source, SourceSchema
 from sheaf.jobs.models import Job, JobEvent
 from sheaf.kit.base import Base
+from sheaf.utility import models as utility_models
 
-__all__ = ["Account", "Base", "Challenge", "Credential", "FinAccount", "FinHolding",
-           "FinTransaction", "FinUser", "Identity", "Institution", "Job", "JobEvent", "Member",
-           "MxClient", "NexusApiToken", "NexusSession", "Source", "SourceSchema"]
+__all__ = ["Account", "Base", "Challenge", "Credential", "EnergyCapKey", "EnergyCapUser",
+           "FinAccount", "FinHolding", "FinTransaction", "FinUser", "Identity", "Institution",
+           "Job", "JobEvent", "Member", "MxClient", "NexusApiToken", "NexusSession", "Source",
+           "SourceSchema", "utility_models"]

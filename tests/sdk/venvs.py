@@ -1,4 +1,5 @@
-"""Build the isolated virtualenvs that hold the official SailPoint Python SDKs.
+"""Build the isolated virtualenvs that hold the official vendor Python SDKs (SailPoint,
+EnergyCAP).
 
 The SDKs pin old pydantic/urllib3 releases that clash with the project's own
 dependencies, so each SDK major version lives in its own virtualenv under
@@ -28,9 +29,10 @@ SDK_SPECS: dict[str, str] = {
     "sailpoint2": "sailpoint==2.1.72",
     "sailpoint1": "sailpoint==1.4.2",
     "mx1": "mx-platform-python==1.12.0",
+    "energycap": "EnergyCapSdk==8.2309.4878",
 }
-#: venv name -> the module that must import once the spec is installed.
-SDK_MODULES: dict[str, str] = {"mx1": "mx_platform_python"}
+#: venv name -> the module that must import before the venv counts as built.
+SDK_MODULES: dict[str, str] = {"mx1": "mx_platform_python", "energycap": "energycap.sdk"}
 
 
 def venv_python(venv_dir: Path) -> Path:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from sheaf.cli import credentials, db, demo, finance, identity, jobs, serve, worker
+from sheaf.cli import credentials, db, demo, finance, identity, jobs, serve, utility, worker
 
 app = typer.Typer(no_args_is_help=True, help="sheaf: a self-hosted aggregation server.")
 app.command("serve")(serve.serve)
@@ -19,3 +19,4 @@ app.add_typer(credentials.app, name="credentials")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(identity.app, name="identity")
 app.add_typer(finance.app, name="finance")
+app.add_typer(utility.app, name="utility")

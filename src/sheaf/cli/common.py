@@ -127,6 +127,7 @@ def runtime(
     from sheaf.identity import jobs as _identity_jobs  # noqa: F401  (registers handlers)
     from sheaf.migrate import upgrade
     from sheaf.runtime import Runtime
+    from sheaf.utility import jobs as _utility_jobs  # noqa: F401  (registers handlers)
 
     settings = settings or load_settings()
     with _reachable(settings):

@@ -37,6 +37,7 @@ CORRELATION = [{"accountAttribute": "email", "identityAttribute": "email"}]
 # minting another one.
 CREDENTIAL_FILE = "demo-credential.json"
 FINANCE_FILE = "demo-mx.json"
+ENERGYCAP_FILE = "demo-energycap.json"
 
 
 def _source(rt: Runtime, name: str, authoritative: bool, description: str) -> tuple[str, bool]:
@@ -67,7 +68,8 @@ def demo(
              "serve on), so a taken port stops the demo before it does anything."),
     host: str = typer.Option("127.0.0.1", help="The interface --check-port is checked on."),
 ) -> None:
-    """Create demo sources (HR, Badge System) and an MX Bank member, aggregate them, print
+    """Create demo sources (HR, Badge System), an MX Bank member and a utility campus,
+    aggregate them, print
     what was made and the credentials to use (the same ones on every run: they are kept in
     the data dir)."""
     if check_port is not None and (problem := port_taken(host, check_port)):
@@ -99,11 +101,16 @@ def demo(
                          "status": job.status})
         credential, minted = _credential(rt, settings.data_dir / CREDENTIAL_FILE)
         finance, finance_minted = _finance(rt, settings.data_dir / FINANCE_FILE)
+        energycap_key, energycap_minted = _utility(rt, settings.data_dir / ENERGYCAP_FILE)
     path = settings.data_dir / CREDENTIAL_FILE
     console.print("\nAn MX Platform API client (HTTP Basic client_id:api_key), its user and its "
                   f"MX Bank member (kept in {settings.data_dir / FINANCE_FILE}"
                   + (", made now):" if finance_minted else ", made on the first run):"))
     print(json.dumps(finance))
+    console.print("\nAn EnergyCAP API key (ECI-ApiKey header) for the utility API (kept in "
+                  f"{settings.data_dir / ENERGYCAP_FILE}"
+                  + (", made now):" if energycap_minted else ", made on the first run):"))
+    print(json.dumps(energycap_key))
     if minted:
         console.print(f"\nA client credential to try the API with (kept in {path}, mode 0600):")
     else:
@@ -128,11 +135,7 @@ def _credential(rt: Runtime, path: Path) -> tuple[dict[str, Any], bool]:
     with rt.db.write() as session:
         credential, secret = credentials.create(session, "demo-client", ["ORG_ADMIN"])
         made = {"client_id": credential.client_id, "client_secret": secret}
-    path.unlink(missing_ok=True)
-    # (created with its mode, never briefly readable by others)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(json.dumps(made) + "\n")
+    _keep(path, made)
     return made, True
 
 
@@ -170,11 +173,55 @@ def _finance(rt: Runtime, path: Path) -> tuple[dict[str, Any], bool]:
             raise typer.Exit(code=INTERRUPTED) from None
         print_outcome(job)
     console.print(f"member [bold]{made['member_guid']}[/] at MX Bank (username mxuser)")
+    _keep(path, made)
+    return made, True
+
+
+def _utility(rt: Runtime, path: Path) -> tuple[dict[str, Any], bool]:
+    """A campus with a year of bills and two aggregate meters, one aggregation over the
+    year, and an administrator's API key (the kept one when it still works)."""
+    from sheaf.auth import energycap
+    from sheaf.cli.utility import cli_user
+    from sheaf.utility import demo as utility_demo
+    from sheaf.utility import periods, schemas, tasks
+
+    last = periods.add_months(tasks.current_period(), -1)
+    created = utility_demo.build(rt, cli_user(rt), last)
+    console.print(f"utility campus ({'created' if created else 'already there'}): "
+                  f"{', '.join(b[0] for b in utility_demo.BUILDINGS)}")
+    body = schemas.AggregationSettings.model_validate({"billingPeriod": last,
+                                                      "note": "demo aggregation"})
+    task_id = tasks.submit(rt, cli_user(rt), body, 12)
+    with rt.db.read() as session:
+        job_id = tasks.get(session, task_id).job_id
+    if job_id is not None:
+        print_outcome(watch(rt, job_id))
+    with rt.db.read() as session:
+        view = tasks.view(session, tasks.get(session, task_id))
+    console.print(f"chargeback task {task_id}: {view['status']}, "
+                  f"{view['numberOfBillsCreated']} aggregate bills created")
+    if path.exists():
+        try:
+            kept = json.loads(path.read_text())
+            with rt.db.read() as session:
+                if energycap.verify_key(session, kept["api_key"]) is not None:
+                    return kept, False
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable or from another database: make a new one below
+    with rt.db.write() as session:
+        _, _, api_key = energycap.create_key(session, "demo-energycap", "demo", [])
+    made = {"api_key": api_key}
+    _keep(path, made)
+    return made, True
+
+
+def _keep(path: Path, made: dict[str, Any]) -> None:
+    """Write what the demo made to the data dir, created 0600 (never briefly readable by
+    others), so a second run re-prints it rather than minting another."""
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(json.dumps(made) + "\n")
-    return made, True
 
 
 def _mark_multi(rt: Runtime, source_id: str, filename: str, multi: set[str]) -> None:

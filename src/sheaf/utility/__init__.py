@@ -1,0 +1,1 @@
+"""The utility domain: EnergyCAP-compatible calculated-bill aggregation."""
