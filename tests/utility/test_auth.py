@@ -61,7 +61,7 @@ def test_cli_creates_a_key_for_a_user(settings: Settings, monkeypatch: object,
                                  "--user", "OPS", "--permission", "Chargebacks:Run",
                                  "--json"], env={**os.environ, **env})
     assert result.exit_code == 0, result.output
-    made = json.loads(result.output)
+    made = json.loads(result.stdout)
     assert made["user"]["userCode"] == "OPS" and made["permissions"] == ["Chargebacks:Run"]
     headers = {"ECI-ApiKey": made["api_key"]}
     assert client.get("/api/v3/commodity", headers=headers).status_code == 200
@@ -75,4 +75,4 @@ def test_cli_creates_a_key_for_a_user(settings: Settings, monkeypatch: object,
     rooted = runner.invoke(cli, ["credentials", "create", "z", "--dialect", "energycap",
                                  "--user", "Z", "--place", "ROOT", "--json"],
                            env={**os.environ, **env})
-    assert rooted.exit_code == 0 and json.loads(rooted.output)["topmostPlaceId"] == 1
+    assert rooted.exit_code == 0 and json.loads(rooted.stdout)["topmostPlaceId"] == 1

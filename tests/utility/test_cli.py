@@ -37,7 +37,7 @@ def test_import_then_aggregate(cli: CliRunner, tmp_path: Path) -> None:
     file.write_text(CSV)
     imported = cli.invoke(app, ["utility", "import-bills", str(file), "--json"])
     assert imported.exit_code == 0, imported.output
-    assert json.loads(imported.output)["billsCreated"] == 2
+    assert json.loads(imported.stdout)["billsCreated"] == 2
     bad = tmp_path / "bad.csv"
     bad.write_text(CSV.replace("202401,2024-01-01,2024-02-01,0.5", "202401,2024-01-01,x,0.5"))
     refused = cli.invoke(app, ["utility", "import-bills", str(bad)])
