@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.table import Table
-from sqlalchemy import select
 
 from sheaf.cli.common import console, print_outcome, runtime, watch
-from sheaf.errors import SheafError
-from sheaf.finance import service
-from sheaf.finance.connectors import CONNECTORS
-from sheaf.finance.models import Institution, Member
-from sheaf.jobs.service import active_holder
+
+# (the domain, SQLAlchemy and rich's tables are imported inside each command: `sheaf --help`
+# and the other commands must not pay for them)
+
+# the connector names, as sheaf.finance.connectors.CONNECTORS has them (a test holds the two
+# the same)
+CONNECTOR_NAMES = ("sandbox", "ofx", "file")
 
 app = typer.Typer(no_args_is_help=True, help="Finance: members and their aggregations.")
 
@@ -22,6 +22,12 @@ app = typer.Typer(no_args_is_help=True, help="Finance: members and their aggrega
 def members(user: str = typer.Option(None, "--user", "-u", help="Only this user's (guid).")
             ) -> None:
     """Members with their connection status."""
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from sheaf.finance import service
+    from sheaf.finance.models import Member
+
     with runtime() as rt, rt.db.read() as session:
         query = select(Member).order_by(Member.guid)
         if user:
@@ -45,6 +51,11 @@ def aggregate(
     holdings: bool = typer.Option(True, "--holdings/--no-holdings"),
 ) -> None:
     """Aggregate a member and show its progress live."""
+    from sheaf.errors import SheafError
+    from sheaf.finance import service
+    from sheaf.finance.models import Member
+    from sheaf.jobs.service import active_holder
+
     with runtime(start_executor=True) as rt:
         try:
             submitted = service.aggregate(rt, "cli", member, include_transactions=transactions,
@@ -79,7 +90,7 @@ def add_institution(
     code: str = typer.Argument(..., help="The institution code members are created with."),
     name: str = typer.Argument(...),
     connector: str = typer.Option("sandbox", "--connector", "-c",
-                                  help=f"One of {', '.join(CONNECTORS)}."),
+                                  help=f"One of {', '.join(CONNECTOR_NAMES)}."),
     config: str = typer.Option("{}", "--config",
                                help="JSON settings: ofx {url, org, fid, bank_id, broker_id, "
                                     "accounts}; sandbox {transactions_per_account, holdings, "
@@ -87,8 +98,12 @@ def add_institution(
     url: str = typer.Option(None, "--url", help="The institution's web site."),
 ) -> None:
     """Add an institution (its credentials are a username and a password)."""
-    if connector not in CONNECTORS:
-        raise typer.BadParameter(f"one of {', '.join(CONNECTORS)}", param_hint="--connector")
+    from sheaf.finance import service
+    from sheaf.finance.models import Institution
+
+    if connector not in CONNECTOR_NAMES:
+        raise typer.BadParameter(f"one of {', '.join(CONNECTOR_NAMES)}",
+                                 param_hint="--connector")
     try:
         settings = json.loads(config)
     except ValueError as exc:
@@ -106,6 +121,11 @@ def add_institution(
 @institutions.command("list")
 def list_institutions() -> None:
     """Institutions with their connectors."""
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from sheaf.finance.models import Institution
+
     with runtime() as rt, rt.db.read() as session:
         rows = list(session.execute(select(Institution).order_by(Institution.code)).scalars())
     table = Table("code", "name", "connector", "guid")

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from sqlalchemy import select
 
-from sheaf.auth.energycap import PERMISSIONS, EnergyCapPrincipal, EnergyCapUser
 from sheaf.cli.common import console, print_outcome, runtime, watch
-from sheaf.errors import SheafError
-from sheaf.runtime import Runtime
-from sheaf.utility import bill_import, schemas, tasks
-from sheaf.utility.errors import FieldErrors
+
+# (the domain and SQLAlchemy are imported inside each command: `sheaf --help` and the other
+# commands must not pay for them)
+if TYPE_CHECKING:
+    from sheaf.auth.energycap import EnergyCapPrincipal
+    from sheaf.runtime import Runtime
 
 app = typer.Typer(no_args_is_help=True, help="Utility bills and calculated-bill aggregation.")
 
@@ -22,6 +23,10 @@ CLI_USER = "sheaf-cli"
 
 def cli_user(rt: Runtime, code: str = CLI_USER) -> EnergyCapPrincipal:
     """The EnergyCAP user the command acts as (an administrator, created if missing)."""
+    from sqlalchemy import select
+
+    from sheaf.auth.energycap import PERMISSIONS, EnergyCapPrincipal, EnergyCapUser
+
     with rt.db.write() as session:
         user = session.execute(select(EnergyCapUser).where(EnergyCapUser.user_code == code)
                                ).scalar_one_or_none()
@@ -44,6 +49,10 @@ def aggregate(
     as_json: bool = typer.Option(False, "--json", help="Print the task as JSON."),
 ) -> None:
     """Run the aggregation processor and show its progress until it ends."""
+    from sheaf.errors import SheafError
+    from sheaf.utility import schemas, tasks
+    from sheaf.utility.errors import FieldErrors
+
     settings: dict[str, object] = {"billingPeriod": period, "note": note}
     with runtime(start_executor=True) as rt:
         try:
@@ -81,6 +90,8 @@ def import_bills(
     as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
 ) -> None:
     """Import meter bills from a CSV (all or nothing; bad lines are named)."""
+    from sheaf.utility import bill_import
+
     with runtime() as rt:
         try:
             result = bill_import.import_bills(rt.db, file.read_bytes(), cli_user(rt).user_id)
