@@ -528,3 +528,16 @@ def test_a_client_secret_in_the_query_string_is_not_written_to_the_access_log(
     for line in token_lines:
         assert secret not in line and "a-wrong-guess" not in line
         assert "client_secret=[redacted]" in line and f"client_id={client_id}" in line
+
+
+@pytest.mark.parametrize("name", ["client_secret", "client%5Fsecret", "client_%73ecret",
+                                  "%63lient_secret", "CLIENT_SECRET", "client%5fsecre%74"])
+def test_access_log_redacts_the_secret_under_any_encoding_of_its_name(name: str) -> None:
+    # The server decodes parameter names (client_%73ecret reads as client_secret and signs
+    # in), so the log must not show the secret whatever the name's encoding.
+    from sheaf.auth.accesslog import redact
+
+    line = redact(f"POST /oauth/token?grant_type=client_credentials&client_id=c1&{name}=S3cr3t"
+                  "&x=1 HTTP/1.1")
+    assert "S3cr3t" not in line
+    assert f"{name}=[redacted]" in line and "client_id=c1" in line and "&x=1" in line
