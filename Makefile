@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+# make run PORT=8001 (or SHEAF_PORT=8001 make run)
+PORT ?= $(or $(SHEAF_PORT),8000)
 
 .PHONY: install run test test-sqlite test-postgres lint services bench clean
 
@@ -15,10 +17,10 @@ $(BIN)/sheaf: pyproject.toml
 install: $(BIN)/sheaf
 
 ## Set everything up and run sheaf: API, console, embedded worker, SQLite, demo data.
+# (the demo checks the port first: a taken port stops it before it migrates or mints)
 run: install
-	$(BIN)/sheaf db upgrade
-	$(BIN)/sheaf demo
-	$(BIN)/sheaf serve --host 127.0.0.1 --port 8000
+	$(BIN)/sheaf demo --check-port $(PORT)
+	$(BIN)/sheaf serve --host 127.0.0.1 --port $(PORT)
 
 ## Set everything up and run the whole suite: lint, SQLite, then PostgreSQL.
 test: install lint services test-sqlite test-postgres

@@ -3,6 +3,19 @@
 # if either cannot be reached afterwards: their tests must not be skipped silently.
 set -euo pipefail
 
+# The README's examples (tests/test_readme.py runs them) take bash, curl and jq.
+missing=""
+for tool in curl jq; do command -v "$tool" >/dev/null || missing="$missing $tool"; done
+if [ -n "$missing" ]; then
+  echo "services: installing$missing"
+  if command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  fi
+fi
+for tool in curl jq; do
+  command -v "$tool" >/dev/null || { echo "services: $tool is missing" >&2; exit 1; }
+done
+
 pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
 redis_up() { [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = "PONG" ]; }
 

@@ -28,16 +28,18 @@ def test_credentials_demo_load_and_jobs(cli: CliRunner, tmp_path: Path) -> None:
     created = cli.invoke(app, ["credentials", "create", "identity-client", "--authority",
                                "ORG_ADMIN", "--json"])
     assert created.exit_code == 0, created.output
-    cred = json.loads(created.output)
+    cred = json.loads(created.stdout)
     assert cred["authorities"] == ["ORG_ADMIN"] and len(cred["client_secret"]) == 64
     bad = cli.invoke(app, ["credentials", "create", "x", "--authority", "GOD"])
     assert bad.exit_code != 0
 
     demo = cli.invoke(app, ["demo"])
     assert demo.exit_code == 0, demo.output
-    made = json.loads(demo.output.strip().splitlines()[-1])
+    made = json.loads(demo.stdout.strip().splitlines()[-1])
     assert [m["status"] for m in made] == ["succeeded", "succeeded"]
     assert "identitiesCorrelated: 14" in demo.output
+    mx_demo = json.loads(next(line for line in demo.output.splitlines() if '"api_key"' in line))
+    assert mx_demo["member_guid"].startswith("MBR-") and "transactions_created: 351" in demo.output
 
     csv = tmp_path / "hr.csv"
     csv.write_text("id,name,email,department,title,manager,groups\n"
@@ -51,7 +53,7 @@ def test_credentials_demo_load_and_jobs(cli: CliRunner, tmp_path: Path) -> None:
     listed = cli.invoke(app, ["jobs", "list"])
     assert listed.exit_code == 0 and "identity.load_accounts" in listed.output
     shown = cli.invoke(app, ["jobs", "show", made[0]["task_id"]])
-    assert json.loads(shown.output)["counters"]["created"] == 20
+    assert json.loads(shown.stdout)["counters"]["created"] == 20
     watched = cli.invoke(app, ["jobs", "watch", made[1]["task_id"]])
     assert watched.exit_code == 0 and "succeeded" in watched.output
     assert cli.invoke(app, ["jobs", "show", "nope"]).exit_code == 2

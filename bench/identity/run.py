@@ -240,7 +240,9 @@ def run_size(
     env = {}
     if args.rate_limit is not None:
         env["SHEAF_AUTH__RATE_LIMIT_REQUESTS"] = str(args.rate_limit)
-    server = SheafServer(args.sheaf, data_dir, args.port or free_port(), log_path, env)
+    serve_args = ["--workers", str(args.workers)] if args.workers else []
+    server = SheafServer(args.sheaf, data_dir, args.port or free_port(), log_path, env,
+                         serve_args)
     outcome = SizeResult(
         size=size, run=run, server_data_dir=str(data_dir), server_log=str(log_path)
     )
@@ -326,6 +328,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write results")
     parser.add_argument("--sheaf", type=Path, default=DEFAULT_SHEAF, help="sheaf executable")
     parser.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="sheaf serve --workers (default: sheaf's, the core count)")
     parser.add_argument(
         "--rate-limit",
         type=int,

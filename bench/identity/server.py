@@ -9,6 +9,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,11 @@ class SheafServer:
     """A ``sheaf serve`` subprocess in its own session, so stopping it reaches its children."""
 
     def __init__(
-        self, sheaf: Path, data_dir: Path, port: int, log_path: Path, env: dict[str, str]
+        self, sheaf: Path, data_dir: Path, port: int, log_path: Path, env: dict[str, str],
+        args: Sequence[str] = (),
     ) -> None:
         self.sheaf = sheaf
+        self.args = list(args)  # more ``sheaf serve`` options, e.g. --workers 2
         self.data_dir = data_dir
         self.port = port
         self.log_path = log_path
@@ -50,7 +53,8 @@ class SheafServer:
     def start(self, timeout: float = 60.0) -> None:
         """Start and wait for ``/healthz``; the log file gets stdout and stderr."""
         self._log_handle = self.log_path.open("wb")
-        cmd = [str(self.sheaf), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd = [str(self.sheaf), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+               *self.args]
         self.process = subprocess.Popen(
             cmd,
             env=self.env,

@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sheaf import __version__
+from sheaf import __version__, openapi
 from sheaf.auth.accesslog import redact_access_log
 from sheaf.auth.endpoints import router as auth_router
 from sheaf.config import Settings
 from sheaf.console import router as console_router
 from sheaf.errors import BadRequest, RateLimited, SheafError, Unauthorized
+from sheaf.finance import jobs as _finance_jobs  # noqa: F401  (registers handlers)
+from sheaf.finance.api import is_mx_path, is_nexus_path
+from sheaf.finance.api import router as finance_router
 from sheaf.identity import jobs as _identity_jobs  # noqa: F401  (registers handlers)
 from sheaf.identity.api import router as identity_router
 from sheaf.jobs.endpoints import router as jobs_router
+from sheaf.jobs.presence import Presence
 from sheaf.kit.base import new_id
 from sheaf.migrate import upgrade
 from sheaf.runtime import Runtime
@@ -46,7 +51,24 @@ def _native(request: Request) -> bool:
     return request.url.path.startswith("/api/jobs")
 
 
+def mx_error(request: Request, exc: SheafError) -> JSONResponse:
+    """MX's ``{"error": {...}}``: a four-digit code (HTTP status and a digit, 4011 for an
+    expired Nexus session), the status and a message saying what to do."""
+    code = int(exc.detail_code) if exc.detail_code.isdigit() else exc.status_code * 10
+    nexus = is_nexus_path(request.url.path)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    if isinstance(exc, Unauthorized) and not nexus:
+        headers = {"WWW-Authenticate": 'Basic realm="MX Platform API"'}
+    return JSONResponse(
+        status_code=exc.status_code, headers=headers,
+        media_type="application/vnd.mx.nexus.v1+json" if nexus
+        else "application/vnd.mx.api.v1+json",
+        content={"error": {"code": code, "status": exc.status_code, "message": exc.message}})
+
+
 def render_error(request: Request, exc: SheafError) -> JSONResponse:
+    if is_mx_path(request.url.path):
+        return mx_error(request, exc)
     if _native(request):
         return JSONResponse(status_code=exc.status_code,
                             content={"error": {"code": exc.detail_code, "message": exc.message}})
@@ -104,7 +126,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
-               *, migrate: bool = True) -> FastAPI:
+               *, migrate: bool = True,
+               make_runtime: Callable[[Settings], Runtime] = Runtime.build) -> FastAPI:
+    """The app; without ``runtime`` it builds one with ``make_runtime`` on startup and
+    closes it on shutdown."""
     settings = settings or (runtime.settings if runtime else Settings())
     redact_access_log()
 
@@ -115,23 +140,39 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
         if rt is None:
             if migrate:
                 upgrade(settings)
-            rt = Runtime.build(settings)
+            rt = make_runtime(settings)
         app.state.runtime = rt
         rt.executor.start()
+        # A server that runs jobs itself says so in the data directory, and picks up the
+        # jobs the CLI submits (see sheaf.jobs.presence).
+        presence = (Presence(rt.settings, rt.db, rt.executor.submit)
+                    if rt.settings.jobs.executor == "local" else None)
+        if presence is not None:
+            presence.start()
         try:
             yield
         finally:
+            if presence is not None:
+                presence.stop()
             if runtime is None:
                 rt.close()
 
-    app = FastAPI(title="sheaf", version=__version__, lifespan=lifespan,
-                  description="Self-hosted aggregation server (SailPoint-compatible identity "
-                              "account aggregation).")
+    # Swagger UI's script and styles come from the fastapi-offline package, not a CDN: the
+    # docs of an offline install must not be a blank page.
+    app = FastAPIOffline(title="sheaf", version=__version__, lifespan=lifespan,
+                         description=openapi.DESCRIPTION, redoc_url=None,
+                         static_url="/docs-assets", openapi_tags=openapi.TAGS,
+                         swagger_ui_parameters={"persistAuthorization": True})
     if runtime is not None:
         app.state.runtime = runtime
     _install_error_handlers(app)
 
-    @app.get("/healthz", tags=["meta"])
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        """A browser opening the server's address lands on the console."""
+        return RedirectResponse("/console/", status_code=307)
+
+    @app.get("/healthz", tags=["meta"], summary="Liveness")
     def healthz() -> dict[str, str]:
         """Liveness: the process serves HTTP."""
         return {"status": "ok", "version": __version__}
@@ -139,5 +180,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.include_router(auth_router)
     app.include_router(jobs_router)
     app.include_router(identity_router)
+    app.include_router(finance_router)
     app.include_router(console_router)
+    openapi.install(app)
     return app

@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sheaf.kit.files import private_dir, write_private_text
@@ -59,6 +59,19 @@ class IdentitySettings(BaseModel):
     delete_threshold_min_accounts: int = Field(default=10, ge=0)
 
 
+class FinanceSettings(BaseModel):
+    # MX refuses a new standard aggregation this soon after a successful one (202, no
+    # job); sandbox institutions ignore it, as MX Bank does.
+    min_interval_seconds: float = Field(default=3 * 3600, ge=0)
+    # A challenge left unanswered this long ends the member EXPIRED.
+    challenge_timeout_seconds: float = Field(default=600, gt=0)
+    # Nexus: a one-time API token, then a session that lasts this long from its last use.
+    api_token_ttl_seconds: float = Field(default=600, gt=0)
+    session_ttl_seconds: float = Field(default=1800, gt=0)
+    # largest OFX / QFX statement file accepted for upload
+    max_statement_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SHEAF_", env_nested_delimiter="__")
 
@@ -68,6 +81,14 @@ class Settings(BaseSettings):
     jobs: JobSettings = JobSettings()
     auth: AuthSettings = AuthSettings()
     identity: IdentitySettings = IdentitySettings()
+    finance: FinanceSettings = FinanceSettings()
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # Resolved once, here: a relative SHEAF_DATA_DIR must not name another directory
+        # (and so silently another database) when a later step runs from elsewhere.
+        return value.expanduser().resolve()
 
     @property
     def db_url(self) -> str:

@@ -31,6 +31,12 @@ if sqlite3.sqlite_version_info < (3, 35):  # RETURNING and partial indexes
     raise RuntimeError(f"sheaf needs SQLite 3.35+, found {sqlite3.sqlite_version}")
 
 
+# Connections kept open for readers: as many as the API's thread pool has threads (40),
+# so a burst of polls does not open and close connections (with their pragmas) beyond
+# the default five. An idle SQLite connection costs a file handle and little memory.
+SQLITE_READ_POOL = 40
+
+
 def _create_private(url: str) -> None:
     """Create a SQLite database file 0600 before SQLite does (with the umask's mode).
     SQLite gives its -wal and -shm files the database file's permissions."""
@@ -43,7 +49,8 @@ def _create_private(url: str) -> None:
 
 def _sqlite_engine(url: str, immediate: bool, foreign_keys: bool = True) -> Engine:
     _create_private(url)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60},
+                           pool_size=5 if immediate else SQLITE_READ_POOL, max_overflow=10)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -144,9 +151,12 @@ class Database:
         finally:
             raw.close()
 
-    def dispose(self) -> None:
-        with suppress(Exception):  # a busy database keeps its WAL until the next checkpoint
-            self.checkpoint("TRUNCATE")
+    def dispose(self, checkpoint: bool = True) -> None:
+        """Close every connection; with ``checkpoint``, empty the WAL first (it waits, up
+        to the busy timeout, for readers and writers still at work in other processes)."""
+        if checkpoint:
+            with suppress(Exception):  # a busy database keeps its WAL until the next one
+                self.checkpoint("TRUNCATE")
         self.engine.dispose()
         if self.write_engine is not self.engine:
             self.write_engine.dispose()

@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 
 from sheaf.config import Settings
+from sheaf.db import migration_engine
 from sheaf.kit.files import private_dir
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -23,3 +24,17 @@ def alembic_config(settings: Settings) -> Config:
 def upgrade(settings: Settings, revision: str = "head") -> None:
     private_dir(settings.data_dir)
     command.upgrade(alembic_config(settings), revision)
+    if revision == "head":
+        seed(settings.db_url)
+
+
+def seed(url: str) -> None:
+    """Rows every sheaf needs (data, not schema): put back any that went missing."""
+    from sheaf.finance import builtin
+
+    engine = migration_engine(url)
+    try:
+        with engine.begin() as conn:
+            builtin.ensure(conn)
+    finally:
+        engine.dispose()

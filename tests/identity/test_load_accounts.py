@@ -310,3 +310,26 @@ def test_account_pages_follow_the_source_index_and_page_stably(
                 "EXPLAIN QUERY PLAN SELECT id FROM account WHERE native_identity = 'b042'"
             )).all()
         assert "USING INDEX" in str(plan), plan
+
+
+def test_new_accounts_get_ids_in_account_id_order_and_are_inserted_so(
+        client, auth, make_source, load, runtime) -> None:
+    """Ids are time-ordered and given in account-id order, so the insert appends to the
+    primary key and the (source, account id) index: insertion order = id order =
+    account-id order, even for a file that is not sorted."""
+    source = make_source(authoritative=True)
+    rows = [f"k{n:03d},N{n},n{n}@x.org,Eng\n" for n in (7, 3, 11, 1, 5, 9, 2)]
+    load(source["id"], HEADER + "".join(rows))
+    load(source["id"], HEADER + "".join(rows) + "k000,Z,z@x.org,Ops\nk999,Y,y@x.org,Ops\n")
+    with runtime.db.read() as session:
+        by_id = session.execute(text(
+            "SELECT native_identity FROM account ORDER BY id")).scalars().all()
+        assert by_id == sorted(by_id[:7]) + sorted(by_id[7:])  # each load in key order
+        assert by_id[7:] == ["k000", "k999"]  # the second load's ids follow the first's
+        if runtime.db.is_sqlite:  # (rowid: the order rows were inserted in)
+            inserted = session.execute(text(
+                "SELECT id FROM account ORDER BY rowid")).scalars().all()
+            assert inserted == sorted(inserted)
+            identities = session.execute(text(
+                "SELECT id FROM identity ORDER BY rowid")).scalars().all()
+            assert identities == sorted(identities)

@@ -91,7 +91,7 @@ def test_a_failed_write_keeps_the_old_copy_and_leaves_no_new_one(
     load(source["id"], HEADER + "a,A,a@x.org\nb,B,b@x.org\n")
     copy_before, table_before = copy_and_table(runtime, source["id"])
 
-    def fail_midway(conn, source_id, plan):  # type: ignore[no-untyped-def]
+    def fail_midway(conn, source_id, plan, *rest):  # type: ignore[no-untyped-def]
         conn.exec_driver_sql("DELETE FROM account")
         raise RuntimeError("disk full")
 
@@ -100,7 +100,7 @@ def test_a_failed_write_keeps_the_old_copy_and_leaves_no_new_one(
     file.write_text(HEADER + "a,A,a@y.org\nc,C,c@x.org\n")
     with pytest.raises(RuntimeError, match="disk full"):
         aggregation.aggregate(runtime.db, runtime.settings, source["id"], file,
-                              optimize=True, progress=lambda *a: None)
+                              optimize=True, progress=lambda *a, **k: None)
     copy, table = copy_and_table(runtime, source["id"])
     assert table.equals(table_before)  # rolled back
     assert copy is not None and copy.equals(copy_before)

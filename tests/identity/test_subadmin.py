@@ -111,3 +111,20 @@ def test_it_follows_only_tasks_of_its_sources(client, auth, world, runtime) -> N
         "client_secret": secret}).json()["access_token"]
     wide = client.get("/v2025/task-status", headers={"Authorization": f"Bearer {token}"})
     assert {t["id"] for t in wide.json()} == set(by_source.values())
+
+
+def test_a_task_whose_source_is_gone_is_refused_to_it(client, auth, world) -> None:
+    """The task read joins the job to its source in one statement; a task left by a
+    deleted source is no SOURCE_SUBADMIN's (403), while an ORG_ADMIN still reads it."""
+    tasks = client.get("/v2025/task-status", headers=auth).json()
+    task = next(t["id"] for t in tasks if t["target"]["id"] == world["mine"])
+    assert client.get(f"/v2025/task-status/{task}", headers=world["sub"]).status_code == 200
+    assert client.delete(f"/v3/sources/{world['mine']}", headers=auth).status_code in (200, 202)
+    refused = client.get(f"/v2025/task-status/{task}", headers=world["sub"])
+    assert refused.status_code == 403
+    assert "not about a source" in refused.text
+    kept = client.get(f"/v2025/task-status/{task}", headers=auth)
+    assert kept.status_code == 200 and kept.json()["id"] == task
+    unknown = client.get("/v2025/task-status/0123456789abcdef0123456789abcdef",
+                         headers=world["sub"])
+    assert unknown.status_code == 404

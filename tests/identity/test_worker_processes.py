@@ -166,8 +166,11 @@ def served(settings: Settings, **env: str) -> Iterator[subprocess.Popen[bytes]]:
     sheaf = Path(sys.executable).parent / "sheaf"
     with (settings.data_dir / "serve.log").open("ab") as log:  # (kept for a failure's story)
         server = subprocess.Popen(
+            # (one API process: these tests follow the job executor's worker processes,
+            # which run beside it; several API processes: tests/test_serve_workers.py)
             [str(sheaf), "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "warning"], env=full, stdout=log, stderr=subprocess.STDOUT)
+             "--workers", "1", "--log-level", "warning"],
+            env=full, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90
         while True:

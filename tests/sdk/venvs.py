@@ -6,7 +6,7 @@ dependencies, so each SDK major version lives in its own virtualenv under
 pinned requirement is written only after a successful install, so a
 half-created venv (interrupted run, failed pip) has no marker and is rebuilt.
 
-Run directly (``python tests/sdk/venvs.py``) to pre-build both venvs.
+Run directly (``python tests/sdk/venvs.py``) to pre-build every venv.
 """
 
 from __future__ import annotations
@@ -27,7 +27,10 @@ MARKER_NAME = ".sheaf-sdk-spec"
 SDK_SPECS: dict[str, str] = {
     "sailpoint2": "sailpoint==2.1.72",
     "sailpoint1": "sailpoint==1.4.2",
+    "mx1": "mx-platform-python==1.12.0",
 }
+#: venv name -> the module that must import once the spec is installed.
+SDK_MODULES: dict[str, str] = {"mx1": "mx_platform_python"}
 
 
 def venv_python(venv_dir: Path) -> Path:
@@ -98,7 +101,7 @@ def _build(venv_dir: Path, spec: str) -> None:
     pip = [str(python), "-m", "pip", "--quiet", "--disable-pip-version-check", "--no-input"]
     _run([*pip, "install", spec])
     # Sanity check: the SDK must import before we declare the venv usable.
-    _run([str(python), "-c", "import sailpoint"])
+    _run([str(python), "-c", f"import {SDK_MODULES.get(venv_dir.name, 'sailpoint')}"])
     marker.write_text(spec + "\n")
 
 

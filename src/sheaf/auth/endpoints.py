@@ -13,7 +13,7 @@ from sheaf.runtime import Runtime, get_runtime
 router = APIRouter(tags=["auth"])
 
 
-@router.post("/oauth/token", responses={
+@router.post("/oauth/token", summary="Get an access token (client credentials)", responses={
     400: {"description": "grant_type is not client_credentials"},
     401: {"description": "Bad client credentials"},
     429: {"description": "Too many failed sign-ins for this client id or from this address; "

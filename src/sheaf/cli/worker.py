@@ -9,7 +9,7 @@ from types import FrameType
 
 import typer
 
-from sheaf.config import Settings
+from sheaf.cli.common import load_settings
 
 
 def worker(
@@ -23,7 +23,7 @@ def worker(
     from sheaf.jobs.executors.distributed import serve_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings = Settings()
+    settings = load_settings()
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

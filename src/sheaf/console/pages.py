@@ -24,11 +24,12 @@ from sheaf.identity.api.deps import (
     SOURCE_ADMINS,
     TASK_READERS,
     managed_by,
-    reach,
-    task_reach,
+    sources_of,
+    tasks_of,
 )
 from sheaf.identity.api.tasks import IDENTITY_JOBS, reached_tasks
 from sheaf.identity.models import Account, Identity, Source
+from sheaf.jobs import live
 from sheaf.jobs.models import Job
 from sheaf.runtime import Runtime, get_runtime
 
@@ -84,9 +85,9 @@ def _viewer(runtime: Runtime, client_id: str, secret: str, address: str) -> View
     if "ORG_ADMIN" in who.authorities:
         jobs: ColumnElement[bool] = true()  # every domain's jobs, as /api/jobs shows them
     else:
-        jobs = and_(IDENTITY_JOBS, reached_tasks(task_reach(runtime, who)))
+        jobs = and_(IDENTITY_JOBS, reached_tasks(tasks_of(runtime, who)))
     return Viewer(
-        who=who, sources=reach(runtime, who) if show_sources else frozenset(),
+        who=who, sources=sources_of(runtime, who) if show_sources else frozenset(),
         show_sources=show_sources, show_identities=who.has_any(frozenset(IDENTITY_READERS)),
         jobs=jobs,
     )
@@ -159,7 +160,8 @@ def overview(runtime: Runtime = Depends(get_runtime),
         )
     if identities is not None:
         body += f"<p>{identities} identities</p>"
-    job_rows = "".join(_job_row(j) for j in jobs)
+    # (a running aggregation's rows written are kept beside the database: jobs.live)
+    job_rows = "".join(_job_row(live.overlay(j, runtime.settings.data_dir)) for j in jobs)
     body += (
         f"<h2>Jobs</h2><table><tr><th>id</th><th>type</th><th>status</th><th>progress</th>"
         f"<th>counters</th><th>messages</th><th>created</th></tr>{job_rows}</table>"
@@ -170,8 +172,8 @@ def overview(runtime: Runtime = Depends(get_runtime),
 
 def _job_row(job: Job) -> str:
     total = job.progress_total or 0
-    bar = (f"<progress value={job.progress_current} max={total}></progress>" if total
-           else "")
+    bar = (f"<progress value={job.progress_current} max={total}></progress> "
+           f"{job.progress_current:,}/{total:,}" if total else "")
     counters = ", ".join(f"{k}={v}" for k, v in job.counters.items() if k != "applications")
     messages = "<br>".join(escape(m["text"]) for m in job.messages)
     return (

@@ -76,7 +76,9 @@ class AggregationResult:
 
 
 class Progress(Protocol):
-    """Where the aggregation reports how far it has got (the job context, in a job)."""
+    """Where the aggregation reports how far it has got (the job context, in a job), in
+    the units of the phase it is in: rows read, rows to compare, rows written of rows to
+    write."""
 
     def __call__(self, current: int, total: int | None, message: str) -> None: ...
 
@@ -95,7 +97,10 @@ def aggregate(
     optimize: bool,
     progress: Progress,
     record: Record | None = None,
+    writing: Progress | None = None,
 ) -> AggregationResult:
+    """``writing`` (optional) is told the rows written of rows to write from inside the
+    write transaction, batch by batch (where a job keeps them, see jobs.live)."""
     with db.read() as session:
         source = repository.get_source(session, source_id)
         schema_row = repository.account_schema(session, source_id)
@@ -128,7 +133,7 @@ def aggregate(
         )
     laps("parse")
     faults.reached("parse")
-    progress(0, accounts.height, "Comparing with stored accounts")
+    progress(0, accounts.height, f"Comparing {accounts.height:,} rows with stored accounts")
 
     stored = snapshots.load(settings.data_dir, source_id, source.snapshot_generation)
     have_copy = stored is not None
@@ -162,7 +167,6 @@ def aggregate(
         removed = removed.clear()
 
     changes = result.created.height + result.updated.height + removed.height
-    progress(result.total, result.total, f"Applying {changes} account changes")
     # A run that writes no account row leaves the stored copy valid as it is.
     writes = changes + rehash.height + correlated.links.height + correlated.new_identities.height
     kept_generation = source.snapshot_generation if have_copy and not writes else None
@@ -172,6 +176,15 @@ def aggregate(
     scheme = HASH_SCHEME if trusted or removed.height == result.removed.height else None
     planned = _plan(result, removed, rehash, correlated, optimize)
     laps("plan")
+    # ("Applying" is what the aggregation-status endpoint reads as ACCOUNTS_COLLECTED)
+    applying = f"Applying {changes:,} account changes"
+    to_write = planned.rows()
+    progress(0, to_write, applying)
+
+    def written(rows: int) -> None:
+        if writing is not None:
+            writing(rows, to_write, applying)
+
     counters = {
         "applications": source.name,
         "total": result.total,
@@ -188,7 +201,8 @@ def aggregate(
     _commit(db, settings, source, planned, generation, scheme,
             save_copy=kept_generation is None,
             learned=(schema_row, learned) if learned is not None else None,
-            record=(lambda session: record(session, outcome)) if record else None)
+            record=(lambda session: record(session, outcome)) if record else None,
+            written=written)
     laps("write")
     log.info("source %s aggregated in %s", source_id, laps)
     return outcome
@@ -264,6 +278,7 @@ def _commit(
     save_copy: bool,
     learned: tuple[SourceSchema, list[dict[str, Any]]] | None,
     record: Callable[[Session], None] | None,
+    written: Callable[[int], None] | None = None,
 ) -> None:
     """Write the plan in one transaction and, beside it, the copy the next run diffs with.
 
@@ -298,7 +313,7 @@ def _commit(
                         raise AggregationRefused(
                             "source_not_found", f"Source {source.id} was deleted during the run")
                     raise SourceChanged(f"Source {source.id}'s accounts changed during the run")
-                _write(session.connection(), source.id, plan)
+                _write(session.connection(), source.id, plan, written)
                 if learned is not None:
                     schema_row = session.merge(learned[0])
                     schema_row.attributes = learned[1]
@@ -340,6 +355,11 @@ class _Plan:
     removed: pl.DataFrame  # id
     state: pl.DataFrame  # STORED_SCHEMA: the source's accounts as they will stand
 
+    def rows(self) -> int:
+        """Rows the write changes (its progress total)."""
+        return sum(f.height for f in (self.new_identities, self.created, self.updated,
+                                      self.relinked, self.rehash, self.removed))
+
 
 def _plan(
     result: AccountDiff,
@@ -355,6 +375,11 @@ def _plan(
         new_identities.select("native_identity", pl.col("id").alias("identity_id")),
     ])
     created = _linked(result.created, links, "identity_id")
+    if not created["native_identity"].is_sorted():
+        # Ids then grow with the account id, so the primary key and the (source, account
+        # id) index both take the new accounts in one ordered sweep (on a first load, at
+        # their ends), not at random pages. A file sorted by account id costs nothing.
+        created = created.sort("native_identity")
     created = created.select(
         "row", new_ids(created.height).alias("id"), "native_identity", "name", "record",
         "content_hash", "identity_id",
@@ -393,13 +418,23 @@ def _plan(
     )
 
 
-def _write(conn: Connection, source_id: str, plan: _Plan) -> None:
+def _write(conn: Connection, source_id: str, plan: _Plan,
+           written: Callable[[int], None] | None = None) -> None:
+    done = 0
+
+    def count(rows: int) -> None:  # rows written so far, for progress
+        nonlocal done
+        done += rows
+        if written is not None and rows:
+            written(done)
+
     now = bulk.timestamp(conn, utcnow())
     stamps = {"created": now, "modified": now}
     bulk.insert_frame(conn, "identity", plan.new_identities,
-                      constants={"source_id": source_id, **stamps})
+                      constants={"source_id": source_id, **stamps}, written=count)
     bulk.insert_frame(conn, "account", plan.created,
-                      constants={"source_id": source_id, **stamps}, prepare=encode)
+                      constants={"source_id": source_id, **stamps}, prepare=encode,
+                      written=count)
     faults.reached("write")
     # (in id order, which is insertion order: neighbouring rows share pages)
     bulk.execute_frame(
@@ -409,6 +444,7 @@ def _write(conn: Connection, source_id: str, plan: _Plan) -> None:
         plan.updated.select("name", "attributes", "content_hash", "new_identity",
                             pl.lit(now).alias("modified"), "id").sort("id"),
     )
+    count(plan.updated.height)
     # Authoritative accounts refresh the identities they created.
     bulk.execute_frame(
         conn,
@@ -421,8 +457,11 @@ def _write(conn: Connection, source_id: str, plan: _Plan) -> None:
     )
     bulk.execute_frame(conn, "UPDATE account SET identity_id = ?, modified = ? WHERE id = ?",
                        plan.relinked.select("identity_id", pl.lit(now).alias("modified"), "id"))
+    count(plan.relinked.height)
     bulk.execute_frame(conn, "UPDATE account SET content_hash = ? WHERE id = ?", plan.rehash)
+    count(plan.rehash.height)
     bulk.execute_frame(conn, "DELETE FROM account WHERE id = ?", plan.removed.sort("id"))
+    count(plan.removed.height)
 
 
 def _linked(accounts: pl.DataFrame, links: pl.DataFrame, column: str) -> pl.DataFrame:

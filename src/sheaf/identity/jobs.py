@@ -23,7 +23,12 @@ def load_accounts(ctx: JobContext) -> JobOutcome:
         raise JobFailed("file_missing", "The uploaded file is no longer available")
 
     def progress(current: int, total: int | None, message: str) -> None:
-        ctx.progress(current, total, message, force=True)
+        ctx.progress(current, total, message, force=True)  # (each phase's start)
+
+    def writing(current: int, total: int | None, message: str) -> None:
+        # the rows written, at most every progress interval, from inside the write
+        # transaction (on SQLite, beside the database: see jobs.live)
+        ctx.progress(current, total, message, in_transaction=True)
 
     def record(session: Session, result: AggregationResult) -> None:
         # The task's outcome commits with the accounts, fenced on this worker still
@@ -34,13 +39,20 @@ def load_accounts(ctx: JobContext) -> JobOutcome:
         result = aggregate(
             ctx.db, ctx.settings, payload["source_id"], file,
             optimize=not payload.get("disable_optimization", False), progress=progress,
-            record=record,
+            record=record, writing=writing,
         )
     except AggregationRefused as refused:
         blobs.delete(payload["blob"])
+        ctx.clear_live_progress()
         raise JobFailed(refused.code, refused.message) from None
     except JobCancelled:
         blobs.delete(payload["blob"])
+        ctx.clear_live_progress()
+        raise
+    except BaseException:
+        # (a retry starts from its own numbers; after success the kept ones are the last
+        # word until the job's end is recorded, and ignored after it)
+        ctx.clear_live_progress()
         raise
     # (any other error is retried, and the retry needs the file; a job lost to another
     # worker leaves the file to that worker)

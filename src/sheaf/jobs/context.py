@@ -8,11 +8,12 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import func
 from sqlalchemy.orm import Session
 
 from sheaf.config import Settings
 from sheaf.db import Database
-from sheaf.jobs import repository
+from sheaf.jobs import live, repository
 from sheaf.jobs.errors import JobCancelled, JobLost
 from sheaf.jobs.models import Job
 from sheaf.jobs.registry import JobOutcome
@@ -33,6 +34,7 @@ class JobContext:
         self.finished: JobStatus | None = None
         self._timing = settings.jobs
         self._last_write = 0.0
+        self._live = False  # progress is in sheaf.jobs.live's file, not the row
         self._stop = threading.Event()
         self._heartbeat = threading.Thread(
             target=self._beat, name=f"heartbeat-{job.id[:8]}", daemon=True
@@ -41,13 +43,25 @@ class JobContext:
     # -- progress and cancellation -------------------------------------------------------
     def progress(
         self, current: int, total: int | None = None, message: str | None = None,
-        *, force: bool = False,
+        *, force: bool = False, in_transaction: bool = False,
     ) -> None:
-        """Record progress at most every ``progress_interval_seconds``; checks cancellation."""
+        """Record progress at most every ``progress_interval_seconds``; checks cancellation.
+
+        ``in_transaction``: called while the handler's own write transaction is open. On
+        SQLite that transaction holds the only write lock, so the numbers go to the file
+        ``sheaf.jobs.live`` keeps (and cancellation waits for the next safe point).
+        """
         now = time.monotonic()
         if not force and now - self._last_write < self._timing.progress_interval_seconds:
             return
         self._last_write = now
+        if in_transaction and self.db.is_sqlite:
+            live.write(self.settings.data_dir, self.job_id, current, total,
+                       (message or "")[:500])
+            self._live = True
+            return
+        if self._live:  # the row is the truth again
+            self.clear_live_progress()
         values: dict[str, Any] = {"progress_current": current}
         if total is not None:
             values["progress_total"] = total
@@ -60,6 +74,10 @@ class JobContext:
             raise JobCancelled()
         if cancel is None:  # not this worker's any more: see whether it still exists
             self.check_cancelled()
+
+    def clear_live_progress(self) -> None:
+        live.clear(self.settings.data_dir, self.job_id)
+        self._live = False
 
     def check_cancelled(self) -> None:
         """Raise JobCancelled if stop was asked, JobLost if the job is not ours any more."""
@@ -88,6 +106,9 @@ class JobContext:
                    Job.cancel_requested_at.is_(None)],
             finished_at=utcnow(), lease_expires_at=None, messages=outcome.messages,
             counters=outcome.counters, progress_message="Completed",
+            # (the bar full in the units it had: the last rows written were counted
+            # beside the database, not in the row)
+            progress_current=func.coalesce(Job.progress_total, Job.progress_current),
         )
         if done:
             self.finished = status

@@ -17,29 +17,11 @@ from sheaf.errors import BadRequest, NotFound
 from sheaf.jobs import repository
 from sheaf.jobs.models import Job
 from sheaf.jobs.states import TERMINAL, JobStatus
+from sheaf.jobs.views import job_json
 from sheaf.runtime import Runtime, get_runtime
 
 # Jobs of every domain and every client, and cancelling them: the tenant administrator's.
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[Depends(require("ORG_ADMIN"))])
-
-
-def job_json(job: Job) -> dict[str, Any]:
-    def iso(v: Any) -> str | None:
-        return v.isoformat() if v is not None else None
-
-    return {
-        "id": job.id, "type": job.type, "status": job.status, "attempt": job.attempt,
-        "max_attempts": job.max_attempts, "lock_key": job.lock_key,
-        "subject_id": job.subject_id, "launcher": job.launcher,
-        "created_at": iso(job.created_at), "started_at": iso(job.started_at),
-        "finished_at": iso(job.finished_at), "heartbeat_at": iso(job.heartbeat_at),
-        "cancel_requested": job.cancel_requested_at is not None,
-        # what a job asked to stop ends as once its worker has stopped
-        "ending_as": job.end_status if job.status in ("queued", "running") else None,
-        "progress": {"current": job.progress_current, "total": job.progress_total,
-                     "message": job.progress_message},
-        "error_code": job.error_code, "messages": job.messages, "counters": job.counters,
-    }
 
 
 def _get(runtime: Runtime, job_id: str) -> Job:

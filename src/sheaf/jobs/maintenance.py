@@ -9,6 +9,7 @@ Every step is safe to run on several servers at once.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 
@@ -38,6 +39,8 @@ class Maintenance:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        log.info("job maintenance every %gs in process %d",
+                 self.settings.jobs.reaper_interval_seconds, os.getpid())
         self._thread = threading.Thread(target=self._loop, name="sheaf-maintenance", daemon=True)
         self._thread.start()
 

@@ -57,6 +57,16 @@ def get(session: Session, job_id: str) -> Job | None:
     return session.get(Job, job_id, populate_existing=True)
 
 
+def ids_starting(session: Session, prefix: str, limit: int = 10) -> list[str]:
+    """Job ids that start with ``prefix`` (the CLI takes any unique one), in order."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    rows = session.execute(
+        select(Job.id).where(Job.id.like(f"{escaped}%", escape="\\")).order_by(Job.id)
+        .limit(limit)
+    )
+    return list(rows.scalars())
+
+
 def ready_ids(session: Session, limit: int = 100, waited: float = 0.0) -> list[str]:
     """Queued jobs whose time came at least ``waited`` seconds ago, oldest first."""
     rows = session.execute(

@@ -8,6 +8,8 @@ import socket
 import threading
 from datetime import timedelta
 
+from sqlalchemy import func
+
 from sheaf.config import Settings
 from sheaf.db import Database
 from sheaf.jobs import repository
@@ -93,6 +95,7 @@ def run_job(db: Database, job_id: str, settings: Settings) -> JobStatus | None:
     return _finish(
         db, job_id, status, mine, None, messages=outcome.messages, counters=outcome.counters,
         progress_message="Completed",
+        progress_current=func.coalesce(Job.progress_total, Job.progress_current),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -11,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sheaf.db import Database
-from sheaf.jobs import repository
+from sheaf.jobs import live, repository
 from sheaf.jobs.executors.base import Executor
 from sheaf.jobs.models import Job, JobEvent
 from sheaf.jobs.states import ACTIVE, JobStatus
@@ -70,10 +71,12 @@ def active_holder(session: Session, lock_key: str) -> str | None:
 
 
 class JobService:
-    def __init__(self, db: Database, executor: Executor, max_attempts: int = 3) -> None:
+    def __init__(self, db: Database, executor: Executor, max_attempts: int = 3,
+                 data_dir: Path | None = None) -> None:
         self.db = db
         self.executor = executor
         self.max_attempts = max_attempts
+        self.data_dir = data_dir  # where running jobs may keep live progress (jobs.live)
 
     def submit(
         self,
@@ -199,5 +202,8 @@ class JobService:
 
     def get(self, job_id: str) -> Job | None:
         with self.db.read() as session:
-            return repository.get(session, job_id)
+            job = repository.get(session, job_id)
+        if job is not None and self.data_dir is not None:
+            job = live.overlay(job, self.data_dir)
+        return job
 

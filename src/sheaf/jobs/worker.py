@@ -23,7 +23,7 @@ from sheaf.jobs.runner import run_job
 
 # Modules whose import registers job handlers. The job core imports no domain by name
 # elsewhere; this list is where the process learns what it may be asked to run.
-HANDLER_MODULES = ["sheaf.identity.jobs"]
+HANDLER_MODULES = ["sheaf.identity.jobs", "sheaf.finance.jobs"]
 
 PR_SET_PDEATHSIG = 1
 WATCHDOG_SECONDS = 1.0

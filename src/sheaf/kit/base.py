@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
+
+from sheaf.kit.ids import new_id
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -16,6 +17,9 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+__all__ = ["NAMING_CONVENTION", "Base", "UTCDateTime", "new_id", "utcnow"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -37,11 +41,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-
-def new_id() -> str:
-    """32 lower-case hex characters, the id shape SailPoint clients expect."""
-    return uuid.uuid4().hex
 
 
 def utcnow() -> datetime:

@@ -68,12 +68,14 @@ def insert_frame(
     frame: pl.DataFrame,
     constants: dict[str, str] | None = None,
     prepare: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+    written: Callable[[int], None] | None = None,
 ) -> None:
     """Insert every row of ``frame``; ``constants`` are columns equal on every row (written
     into the statement once rather than bound once per row). ``prepare`` turns each batch
     into the columns to write, so a wide derived column (JSON text, say) never exists for
     every row at once; the next batch is prepared on another thread while this one is
-    written (polars releases the GIL, and so does SQLite while it steps)."""
+    written (polars releases the GIL, and so does SQLite while it steps). ``written`` is
+    told each batch's row count once it is written (progress)."""
     if frame.height == 0:
         return
     raw = conn.connection.driver_connection
@@ -88,6 +90,8 @@ def insert_frame(
             following = next(batches, None)
             pending = None if following is None else preparing.submit(prepared, following)
             write(raw, table, batch, constants)
+            if written is not None:
+                written(batch.height)
 
 
 def _same(frame: pl.DataFrame) -> pl.DataFrame:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy import and_, exists, select
 
 from sheaf.identity import service
@@ -55,7 +56,7 @@ def list_accounts(
     count: bool = Query(False), filters: str | None = Query(None),
     sorters: str | None = Query(None), runtime: Runtime = Depends(get_runtime),
     groups: frozenset[str] | None = Depends(reach),
-) -> list[dict[str, Any]]:
+) -> Response:
     """Accounts, e.g. `filters=sourceId eq "..."`; `count=true` sets X-Total-Count. A
     SOURCE_SUBADMIN sees the accounts of the sources it administers."""
     limit, offset = page(limit, offset)
@@ -64,13 +65,20 @@ def list_accounts(
         where = and_(where, Account.source_id.in_(select(Source.id).where(managed_by(groups))))
     # By source, then account id: the order of the (source_id, native_identity) index, so a
     # page of a source's accounts is read from the index instead of sorting all of them.
-    order = parse_sorters(sorters, ACCOUNT_SORTERS, [Source.id, Account.native_identity])
+    order = parse_sorters(sorters, ACCOUNT_SORTERS, [Account.source_id, Account.native_identity])
     with runtime.db.read() as session:
-        stmt = (select(Account, Source, Identity.name)
-                .join(Source, Source.id == Account.source_id)
+        # Plain rows (every Account column under its attribute name, which is all
+        # wire.account reads), not ORM objects: 250 of those took twice the time to load.
+        stmt = (select(*Account.__table__.c, Identity.name.label("identity_name"))
                 .outerjoin(Identity, Identity.id == Account.identity_id))
-        rows = fetch_page(session, stmt, Account, where, order, limit, offset, count, response)
-    return [wire.account(a, s, n) for a, s, n in rows]
+        rows = fetch_page(session, stmt, Account, where, order, limit, offset, count, response,
+                          key=Account.id)
+        sources = {s.id: s for s in session.execute(
+            select(Source).where(Source.id.in_({r.source_id for r in rows}))).scalars()}
+    # (rendered here: FastAPI would first validate every account against the annotation)
+    return JSONResponse(
+        [wire.account(cast(Account, r), sources.get(r.source_id), r.identity_name) for r in rows],
+        headers=response.headers)
 
 
 @router.get("/v3/accounts/{id}")

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import Depends, Request
 from sqlalchemy import ColumnElement, true
+from starlette.concurrency import run_in_threadpool
 
 from sheaf.auth.deps import require
 from sheaf.auth.models import Credential
@@ -50,18 +51,34 @@ def workgroups(runtime: Runtime, client_id: str, authorities: frozenset[str]
         return groups_of(session.get(Credential, client_id), authorities)
 
 
-def reach(runtime: Runtime = Depends(get_runtime),
-          who: Principal = Depends(source_admin)) -> frozenset[str] | None:
+def sources_of(runtime: Runtime, who: Principal) -> frozenset[str] | None:
+    """Whose sources a client administers (None: every source's)."""
     return workgroups(runtime, who.client_id, who.authorities)
 
 
-def task_reach(runtime: Runtime = Depends(get_runtime),
-               who: Principal = Depends(task_reader)) -> frozenset[str] | None:
+def tasks_of(runtime: Runtime, who: Principal) -> frozenset[str] | None:
     """Whose tasks a client may read: every source's, unless SOURCE_SUBADMIN is the only
     authority that lets it read tasks (then its groups' sources')."""
     if who.authorities & ORG_WIDE_TASK_READERS:
         return None
     return workgroups(runtime, who.client_id, who.authorities)
+
+
+# The dependencies are async, with the database read in the thread pool only when there
+# is one to make: a sync dependency would cost every request a thread-pool hop of its own.
+async def reach(runtime: Runtime = Depends(get_runtime),
+                who: Principal = Depends(source_admin)) -> frozenset[str] | None:
+    if who.authorities & EVERY_SOURCE:
+        return None
+    return await run_in_threadpool(sources_of, runtime, who)
+
+
+async def task_reach(runtime: Runtime = Depends(get_runtime),
+                     who: Principal = Depends(task_reader)) -> frozenset[str] | None:
+    """``tasks_of`` the caller."""
+    if who.authorities & ORG_WIDE_TASK_READERS:
+        return None
+    return await run_in_threadpool(tasks_of, runtime, who)
 
 
 def managed_by(groups: frozenset[str] | None) -> ColumnElement[bool]:

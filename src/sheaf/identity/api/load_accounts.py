@@ -70,5 +70,8 @@ async def load_accounts(
 
 
 for path in PATHS:
+    # (the API version in the summary: "Load accounts (v2025)")
+    version = "v1" if path.startswith("/sources/v1/") else path.split("/")[1]
     router.add_api_route(path, load_accounts, methods=["POST"], status_code=202,
-                         name=f"load_accounts{path.split('/')[1]}")
+                         name=f"load_accounts{path.split('/')[1]}",
+                         summary=f"Load accounts ({version})")

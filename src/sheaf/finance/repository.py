@@ -1,0 +1,78 @@
+"""Queries of the finance domain. Every lookup of a user is scoped to its client, and of
+everything else to its user."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from sheaf.finance.models import (
+    Challenge,
+    FinAccount,
+    FinHolding,
+    FinTransaction,
+    FinUser,
+    Institution,
+    Member,
+)
+from sheaf.jobs.models import Job
+from sheaf.jobs.states import ACTIVE
+
+
+def user(session: Session, client_id: str, user_guid: str) -> FinUser | None:
+    found = session.get(FinUser, user_guid)
+    return found if found is not None and found.client_id == client_id else None
+
+
+def user_by_id(session: Session, client_id: str, ident: str) -> FinUser | None:
+    """By guid or by the partner's own id (Nexus' SSO paths take either)."""
+    found = user(session, client_id, ident)
+    if found is not None:
+        return found
+    return session.execute(
+        select(FinUser).where(FinUser.client_id == client_id, FinUser.id == ident)
+    ).scalar_one_or_none()
+
+
+def member(session: Session, user_guid: str, member_guid: str) -> Member | None:
+    found = session.get(Member, member_guid)
+    return found if found is not None and found.user_guid == user_guid else None
+
+
+def institution(session: Session, code: str) -> Institution | None:
+    return session.get(Institution, code)
+
+
+def active_job_ids(session: Session, job_ids: list[str]) -> set[str]:
+    """Which of these jobs are queued or running (their members are being aggregated)."""
+    ids = [j for j in job_ids if j]
+    if not ids:
+        return set()
+    rows = session.execute(
+        select(Job.id).where(Job.id.in_(ids), Job.status.in_([s.value for s in ACTIVE])))
+    return set(rows.scalars())
+
+
+def challenges(session: Session, member_guid: str) -> list[Challenge]:
+    return list(session.execute(
+        select(Challenge).where(Challenge.member_guid == member_guid)
+        .order_by(Challenge.position)).scalars())
+
+
+def stored(session: Session, model: type[FinAccount | FinTransaction | FinHolding],
+           member_guid: str) -> dict[str, tuple[str, str]]:
+    """institution id -> (guid, content hash) of a member's stored records of one kind."""
+    rows = session.execute(
+        select(model.id, model.guid, model.content_hash).where(model.member_guid == member_guid))
+    return {ident: (guid, digest) for ident, guid, digest in rows}
+
+
+def page(session: Session, query: Select[Any], page_no: int, per_page: int
+         ) -> tuple[list[Any], int]:
+    """One page of ``query`` and the total number of rows it matches."""
+    total = session.execute(
+        select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+    rows = session.execute(query.limit(per_page).offset((page_no - 1) * per_page)).scalars()
+    return list(rows), int(total)
