@@ -543,22 +543,28 @@ def test_access_log_redacts_the_secret_under_any_encoding_of_its_name(name: str)
     assert f"{name}=[redacted]" in line and "client_id=c1" in line and "&x=1" in line
 
 
-@pytest.mark.parametrize("store", ["process", "redis"])
-def test_concurrent_guesses_get_no_more_tries_than_the_limit(settings: Settings,
-                                                             store: str) -> None:
+@pytest.mark.parametrize("store", ["process", "redis", "shared"])
+def test_concurrent_guesses_get_no_more_tries_than_the_limit(settings: Settings, store: str,
+                                                             tmp_path: Any) -> None:
     # Found from outside: 60 wrong secrets sent at once for one client id got 41 answers
     # of 401 (each checked with scrypt) where the limit was 10, since every attempt passed
     # the check of the counts before any failure was counted.
     from concurrent.futures import ThreadPoolExecutor
 
+    from sheaf.auth import sharedlimit
     from sheaf.auth.signin import TooManyFailures
     from sheaf.auth.signin import sign_in as check_secret
 
-    shared = guarded_settings(settings, rate_limit_store=store, sign_in_failures_per_address=0,
+    shared = guarded_settings(settings, rate_limit_store="process" if store == "shared" else store,
+                              sign_in_failures_per_address=0,
                               redis_key_prefix=f"sheaf:test:{uuid.uuid4().hex}:")
     shared = shared.model_copy(update={
         "jobs": settings.jobs.model_copy(update={"broker_url": REDIS_URL})})
-    rt = Runtime.build(shared)
+    store_path = None
+    if store == "shared":  # the memory the API processes of `serve --workers N` share
+        store_path = tmp_path / "limits"
+        sharedlimit.create(store_path, 100)
+    rt = Runtime.build(shared, shared_limits=store_path)
     try:
         client_id, secret = new_credential(rt)
         start = threading.Barrier(16)
