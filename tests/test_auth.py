@@ -528,3 +528,71 @@ def test_a_client_secret_in_the_query_string_is_not_written_to_the_access_log(
     for line in token_lines:
         assert secret not in line and "a-wrong-guess" not in line
         assert "client_secret=[redacted]" in line and f"client_id={client_id}" in line
+
+
+@pytest.mark.parametrize("name", ["client_secret", "client%5Fsecret", "client_%73ecret",
+                                  "%63lient_secret", "CLIENT_SECRET", "client%5fsecre%74"])
+def test_access_log_redacts_the_secret_under_any_encoding_of_its_name(name: str) -> None:
+    # The server decodes parameter names (client_%73ecret reads as client_secret and signs
+    # in), so the log must not show the secret whatever the name's encoding.
+    from sheaf.auth.accesslog import redact
+
+    line = redact(f"POST /oauth/token?grant_type=client_credentials&client_id=c1&{name}=S3cr3t"
+                  "&x=1 HTTP/1.1")
+    assert "S3cr3t" not in line
+    assert f"{name}=[redacted]" in line and "client_id=c1" in line and "&x=1" in line
+
+
+@pytest.mark.parametrize("store", ["process", "redis", "shared"])
+def test_concurrent_guesses_get_no_more_tries_than_the_limit(settings: Settings, store: str,
+                                                             tmp_path: Any) -> None:
+    # Found from outside: 60 wrong secrets sent at once for one client id got 41 answers
+    # of 401 (each checked with scrypt) where the limit was 10, since every attempt passed
+    # the check of the counts before any failure was counted.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sheaf.auth import sharedlimit
+    from sheaf.auth.signin import TooManyFailures
+    from sheaf.auth.signin import sign_in as check_secret
+
+    shared = guarded_settings(settings, rate_limit_store="process" if store == "shared" else store,
+                              sign_in_failures_per_address=0,
+                              redis_key_prefix=f"sheaf:test:{uuid.uuid4().hex}:")
+    shared = shared.model_copy(update={
+        "jobs": settings.jobs.model_copy(update={"broker_url": REDIS_URL})})
+    store_path = None
+    if store == "shared":  # the memory the API processes of `serve --workers N` share
+        store_path = tmp_path / "limits"
+        sharedlimit.create(store_path, 100)
+    rt = Runtime.build(shared, shared_limits=store_path)
+    try:
+        client_id, secret = new_credential(rt)
+        start = threading.Barrier(16)
+
+        def guess(i: int) -> str:
+            start.wait()
+            try:
+                found = check_secret(rt.db, rt.sign_in_guard, client_id, f"guess-{i}", "10.0.0.1")
+            except TooManyFailures:
+                return "429"
+            return "200" if found else "401"
+
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(guess, range(16)))
+        assert answers.count("401") == 3 and answers.count("429") == 13, answers
+        # a right secret does not use up a place: the lockout still holds...
+        with pytest.raises(TooManyFailures):
+            check_secret(rt.db, rt.sign_in_guard, client_id, secret, "10.0.0.2")
+    finally:
+        rt.close()
+
+
+def test_a_right_secret_leaves_the_failure_counts_as_they_were(
+        guarded: tuple[TestClient, Runtime, Clock]) -> None:
+    client, runtime, clock = guarded
+    client_id, secret = new_credential(runtime)
+    for _ in range(5):  # more successes than failures allowed
+        assert sign_in(client, client_id, secret).status_code == 200
+    for _ in range(3):
+        assert sign_in(client, client_id, "wrong").status_code == 401
+    assert_locked_out(sign_in(client, client_id, secret), "for this client id")

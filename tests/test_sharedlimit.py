@@ -89,3 +89,20 @@ def test_processes_racing_grant_exactly_the_budget(tmp_path: Path) -> None:
     with multiprocessing.get_context("spawn").Pool(3) as pool:
         granted = pool.map(_spend, [str(path)] * 3)
     assert sum(granted) == 200
+
+
+def test_a_reserved_hit_given_back_leaves_the_others(tmp_path: Path) -> None:
+    # (sign-in attempts take a place before the secret is checked and give it back when
+    # the secret was right: only that one hit goes, the ring keeps its order)
+    limiter = SharedRateLimiter(_store(tmp_path, 3, 60), 3, 60)
+    assert limiter.hit("c", "b") is None
+    wait, handle = limiter.reserve("c", "b")
+    assert wait is None
+    assert limiter.hit("c", "b") is None
+    assert limiter.check("c", "b") is not None  # full: 3 of 3
+    limiter.give_back("c", "b", handle)
+    assert limiter.check("c", "b") is None  # 2 of 3
+    limiter.give_back("c", "b", handle)  # (given back already: nothing more goes)
+    assert limiter.hit("c", "b") is None
+    assert limiter.hit("c", "b") is not None
+    limiter.give_back("other", "b", handle)  # an unknown client: no effect, no error

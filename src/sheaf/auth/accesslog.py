@@ -9,15 +9,25 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import unquote_plus
 
 ACCESS_LOGGER = "uvicorn.access"
-# the parameter's name, also percent-encoded (client%5Fsecret), up to the next & or space
-SECRET_PARAMETER = re.compile(r"((?:^|[?&;])client(?:_|%5f)secret=)[^&;\s#]*", re.IGNORECASE)
+# each query parameter: its separator, its name as sent (up to =), and its value
+PARAMETER = re.compile(r"(^|[?&;])([^=&;\s#?]*)=([^&;\s#]*)")
+SECRET_NAME = "client_secret"
 REDACTED = "[redacted]"
 
 
+def _redact_one(match: re.Match[str]) -> str:
+    # The server decodes a parameter's name before reading it, so any percent-encoding
+    # of it (client_%73ecret, %63lient_secret) names the secret as well as the plain one.
+    if unquote_plus(match.group(2)).lower() != SECRET_NAME:
+        return match.group(0)
+    return f"{match.group(1)}{match.group(2)}={REDACTED}"
+
+
 def redact(text: str) -> str:
-    return SECRET_PARAMETER.sub(lambda m: m.group(1) + REDACTED, text)
+    return PARAMETER.sub(_redact_one, text)
 
 
 class RedactSecrets(logging.Filter):

@@ -9,6 +9,7 @@ last ``window_seconds``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -31,6 +32,14 @@ class Limiter(Protocol):
 
     def check(self, client_id: str, bucket: str) -> int | None:
         """What ``hit`` would answer, without recording anything."""
+        ...
+
+    def reserve(self, client_id: str, bucket: str) -> tuple[int | None, str]:
+        """``hit``, and a handle to take the recorded hit back with ``give_back``."""
+        ...
+
+    def give_back(self, client_id: str, bucket: str, handle: str) -> None:
+        """Forget a hit recorded by ``reserve`` (no-op if it has left the window)."""
         ...
 
 
@@ -56,10 +65,22 @@ class RateLimiter:
     def check(self, client_id: str, bucket: str) -> int | None:
         return self._take(client_id, bucket, record=False)
 
-    def _take(self, client_id: str, bucket: str, record: bool) -> int | None:
+    def reserve(self, client_id: str, bucket: str) -> tuple[int | None, str]:
+        now = self.clock()
+        return self._take(client_id, bucket, record=True, now=now), repr(now)
+
+    def give_back(self, client_id: str, bucket: str, handle: str) -> None:
+        with self._lock:
+            hits = self._hits.get((client_id, bucket))
+            with contextlib.suppress(ValueError):
+                if hits is not None:
+                    hits.remove(float(handle))
+
+    def _take(self, client_id: str, bucket: str, record: bool,
+              now: float | None = None) -> int | None:
         if self.requests <= 0:
             return None
-        now = self.clock()
+        now = self.clock() if now is None else now
         with self._lock:
             hits = self._hits.get((client_id, bucket)) or deque()
             while hits and hits[0] <= now - self.window:
@@ -119,12 +140,26 @@ class RedisRateLimiter:
     def check(self, client_id: str, bucket: str) -> int | None:
         return self._take(client_id, bucket, "check")
 
-    def _take(self, client_id: str, bucket: str, mode: str) -> int | None:
+    def reserve(self, client_id: str, bucket: str) -> tuple[int | None, str]:
+        handle = uuid.uuid4().hex
+        return self._take(client_id, bucket, "hit", handle), handle
+
+    def give_back(self, client_id: str, bucket: str, handle: str) -> None:
+        if self.requests <= 0:
+            return
+        try:
+            self._redis.zrem(f"{self.prefix}{client_id}:{bucket}", handle)
+        except redis.RedisError as exc:
+            log.warning("rate limit hit not given back, Redis unavailable: %s", exc)
+
+    def _take(self, client_id: str, bucket: str, mode: str,
+              handle: str | None = None) -> int | None:
         if self.requests <= 0:
             return None
         try:
             wait = self._script(keys=[f"{self.prefix}{client_id}:{bucket}"],
-                                args=[self.window, self.requests, uuid.uuid4().hex, mode])
+                                args=[self.window, self.requests,
+                                      handle or uuid.uuid4().hex, mode])
         except redis.RedisError as exc:
             log.warning("rate limit not checked, Redis unavailable: %s", exc)
             return None

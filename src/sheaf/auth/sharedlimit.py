@@ -86,17 +86,57 @@ class SharedRateLimiter:
         """What ``hit`` would answer, without recording anything."""
         return self._take(client_id, bucket, record=False)
 
-    def _take(self, client_id: str, bucket: str, record: bool) -> int | None:
+    def reserve(self, client_id: str, bucket: str) -> tuple[int | None, str]:
+        """``hit``, and the time it recorded, for ``give_back``."""
+        now = time.monotonic()
+        return self._take(client_id, bucket, record=True, now=now), repr(now)
+
+    def give_back(self, client_id: str, bucket: str, handle: str) -> None:
+        """Take out the hit ``reserve`` recorded at ``handle`` (if still in the ring)."""
         if self.requests <= 0:
-            return None
-        key = hashlib.blake2b(f"{self.prefix}{client_id}\0{bucket}".encode(),
-                              digest_size=16).digest()
+            return
+        key, then = self._key(client_id, bucket), float(handle)
         with self._lock:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
-                return self._hit(key, time.monotonic(), record)
+                self._remove(key, then)
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _key(self, client_id: str, bucket: str) -> bytes:
+        return hashlib.blake2b(f"{self.prefix}{client_id}\0{bucket}".encode(),
+                               digest_size=16).digest()
+
+    def _take(self, client_id: str, bucket: str, record: bool,
+              now: float | None = None) -> int | None:
+        if self.requests <= 0:
+            return None
+        key = self._key(client_id, bucket)
+        with self._lock:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                return self._hit(key, time.monotonic() if now is None else now, record)
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _remove(self, key: bytes, then: float) -> None:
+        start = int.from_bytes(key[:8], "little") % self._slots
+        for probe in range(self._slots):
+            offset = HEADER_BYTES + ((start + probe) % self._slots) * self._stride
+            owner, head, count = _SLOT_HEAD.unpack_from(self._map, offset)
+            if owner == _UNUSED:
+                return
+            if owner != key:
+                continue
+            times, depth = self._times, self._depth
+            ring = [self._at(offset, (head + i) % depth) for i in range(count)]
+            for i, at in enumerate(ring):
+                if times[at] == then:  # close the gap: the ring stays in time order
+                    for j in range(i, count - 1):
+                        times[ring[j]] = times[ring[j + 1]]
+                    _SLOT_HEAD.pack_into(self._map, offset, key, head, count - 1)
+                    return
+            return
 
     def _hit(self, key: bytes, now: float, record: bool) -> int | None:
         start = int.from_bytes(key[:8], "little") % self._slots

@@ -151,12 +151,14 @@ def store_file(runtime: Runtime, stream: IO[bytes]) -> str:
 def load_accounts(
     runtime: Runtime, source_id: str, blob: str | None, *, disable_optimization: bool,
     launcher: str, idempotency_key: str | None = None, endpoint: str = "",
+    file_digest: str | None = None,
 ) -> Job:
     """Queue an aggregation of a stored file. A source that is already aggregating gets a
     task that ends in error, as SailPoint does. The blob belongs to the job from here on.
 
-    ``idempotency_key`` is the launcher's own: repeated with the same source, endpoint
-    and options it answers the first task; with another request it is refused (422)."""
+    ``idempotency_key`` is the launcher's own: repeated with the same source, endpoint,
+    options and file (``file_digest``) it answers the first task; with another request
+    it is refused (422), rather than answering the first task and dropping the new file."""
     try:
         loadable_source(runtime, source_id)
         if blob is None:
@@ -174,7 +176,8 @@ def load_accounts(
         job = runtime.jobs.submit(
             LOAD_ACCOUNTS, payload, lock_key=lock_key(source_id),
             idempotency_key=idempotency_key, idempotency_client=launcher,
-            request={"endpoint": endpoint, "disable_optimization": disable_optimization},
+            request={"endpoint": endpoint, "disable_optimization": disable_optimization,
+                     **({"file_sha256": file_digest} if file_digest else {})},
             subject_id=source_id, launcher=launcher,
         )
     except IdempotencyKeyReused as exc:

@@ -63,7 +63,7 @@ async def load_accounts(
         raise
     job = await run_in_threadpool(
         service.load_accounts, runtime, id, received.blob, disable_optimization=disable,
-        launcher=who.client_id, idempotency_key=idempotency_key,
+        launcher=who.client_id, idempotency_key=idempotency_key, file_digest=received.digest,
         endpoint=request.scope["route"].path,  # the path template: /v2025/sources/{id}/...
     )
     return JSONResponse(wire.load_accounts_task(job), status_code=202)

@@ -12,6 +12,7 @@ that ends mid-row (``csvfile.unfinished_row``).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -33,6 +34,9 @@ class Upload:
     fields: dict[str, str] = field(default_factory=dict)
     blob: str | None = None
     size: int = 0
+    # SHA-256 of the file part: what an Idempotency-Key's request is compared on, with
+    # the endpoint and options (the same key with another file is another request)
+    digest: str | None = None
 
 
 class _Receiver:
@@ -49,6 +53,7 @@ class _Receiver:
         self.text = bytearray()
         self.file: IO[bytes] | None = None
         self.partial: str | None = None
+        self.hash = hashlib.sha256()
 
     def on_part_begin(self) -> None:
         self.headers, self.name, self.text = {}, None, bytearray()
@@ -77,6 +82,7 @@ class _Receiver:
             if self.upload.size > self.limit:
                 raise upload_too_large(self.limit)
             self.file.write(data[start:end])
+            self.hash.update(data[start:end])
         else:
             self.text += data[start:end]
             if len(self.text) > MAX_TEXT_FIELD:
@@ -89,6 +95,7 @@ class _Receiver:
     def finish(self) -> Upload:
         if self.file is not None and self.partial is not None:
             self.upload.blob = self.blobs.commit(self.partial, self.file)
+            self.upload.digest = self.hash.hexdigest()
             self.file = None
         return self.upload
 
