@@ -25,10 +25,10 @@ def serve(
     log_level: str = typer.Option("info"),
 ) -> None:
     """Run sheaf: the APIs, the console at /console and the embedded worker."""
+    from sheaf.serving import serve as run  # (here: other commands must not pay for the web stack)
+
     settings = load_settings()
     if problem := port_taken(host, port):
         raise typer.Exit(code=problem)
     typer.echo(f"sheaf: console at http://{host}:{port}/console/ , API docs at /docs")
-    from sheaf.serving import serve as run  # (here: other commands must not pay for the web stack)
-
     run(settings, host, port, workers, log_level)
