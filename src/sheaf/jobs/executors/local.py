@@ -44,10 +44,12 @@ _SPAWN = multiprocessing.get_context("spawn")
 
 
 class WorkerDied(Exception):
-    def __init__(self, exitcode: int | None, starting: bool = False) -> None:
+    def __init__(self, exitcode: int | None, starting: bool = False,
+                 idle: bool = False) -> None:
         super().__init__(f"worker process exited with code {exitcode}")
         self.exitcode = exitcode
         self.starting = starting  # before it could take the job
+        self.idle = idle  # it was gone before the job was handed to it
 
 
 class WorkerProcess:
@@ -79,9 +81,9 @@ class WorkerProcess:
             self.ready = True
         try:
             self._conn.send(job_id)
-        except OSError:
+        except OSError:  # (its end of the pipe is closed: it never saw the job)
             self.process.join()
-            raise WorkerDied(self.process.exitcode) from None
+            raise WorkerDied(self.process.exitcode, idle=True) from None
         return self._answer()
 
     def _answer(self) -> str | None:
@@ -162,7 +164,19 @@ class LocalExecutor:
             return
         process = self._process(n)
         try:
-            process.run(job_id)
+            try:
+                process.run(job_id)
+            except WorkerDied as died:
+                if died.starting or not (died.idle or self._never_took(job_id, process)):
+                    raise
+                # It died while idle, before alive() could see it: the job was never taken
+                # (the job row says so), nothing was lost, and a fresh process takes it.
+                log.warning("worker process %s exited while idle (exit code %s); starting "
+                            "another", process.process.pid, died.exitcode)
+                with self._lock:
+                    self._processes.pop(n, None)
+                process = self._process(n)
+                process.run(job_id)
         except WorkerDied as died:
             with self._lock:
                 self._processes.pop(n, None)
@@ -194,6 +208,12 @@ class LocalExecutor:
             with self._lock:
                 self._processes[n] = process
         return process
+
+    def _never_took(self, job_id: str, process: WorkerProcess) -> bool:
+        """Whether the job row shows no run of this process (it claims jobs in the row)."""
+        with self.db.read() as session:
+            job = repository.get(session, job_id)
+        return job is not None and not (job.worker_id or "").startswith(process.worker_prefix)
 
     def _hand_back(self, job_id: str, process: WorkerProcess, reason: str,
                    count_attempt: bool = True) -> None:
