@@ -7,6 +7,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from sheaf.openapi import _DOCUMENTED_HERE
+
 UNKNOWN = "0123456789abcdef0123456789abcdef"
 
 
@@ -56,7 +58,10 @@ def test_document_security_bodies_and_summaries(client: TestClient) -> None:
     assert schemes["oauth2"]["flows"]["clientCredentials"]["tokenUrl"] == "/oauth/token"
     assert schemes["bearer"] == {**schemes["bearer"], "type": "http", "scheme": "bearer"}
     every = [(p, m, op) for p, ops in doc["paths"].items() for m, op in ops.items()]
-    assert all("422" not in op["responses"] for _, _, op in every)
+    # (the SailPoint dialect's, the token's and the job API's: other dialects say their own)
+    ours = [(p, m, op) for p, m, op in every if _DOCUMENTED_HERE.match(p)]
+    assert len(ours) > 60
+    assert all("422" not in op["responses"] for _, _, op in ours)
     assert "HTTPValidationError" not in doc["components"]["schemas"]
 
     load = doc["paths"]["/v2025/sources/{id}/load-accounts"]["post"]
