@@ -35,8 +35,8 @@ README = REPO / "README.md"
 NOT_RUN = 'title="not run"'
 FENCE = re.compile(r"^```(\w+)([^\n]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 # The README's runnable blocks; change these with the README.
-EXPECTED = {"sh": 2, "python": 1}
-EXPECTED_NOT_RUN = 4
+EXPECTED = {"sh": 3, "python": 1}
+EXPECTED_NOT_RUN = 5
 
 
 @dataclass
