@@ -35,7 +35,7 @@ def commands(job_id: str) -> list[tuple[str, list[str], bool]]:
     return [
         ("python -c pass (floor)", [sys.executable, "-c", "pass"], False),
         ("sheaf --help", [str(SHEAF), "--help"], True),
-        ("sheaf jobs show PREFIX", [str(SHEAF), "jobs", "show", job_id[:8]], True),
+        ("sheaf jobs show PREFIX", [str(SHEAF), "jobs", "show", job_id[:16]], True),
         ("sheaf jobs list", [str(SHEAF), "jobs", "list"], False),
         ("sheaf db upgrade (no-op)", [str(SHEAF), "db", "upgrade"], False),
     ]
