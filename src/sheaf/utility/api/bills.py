@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from sheaf.auth.energycap import EnergyCapPrincipal
 from sheaf.errors import NotFound
@@ -65,11 +65,7 @@ def get_bills(response: Response, paging: Paging = Depends(),
     void, ...)."""
     conditions = [*parse(filter, BILL_FILTERS), scope.bills(who)]
     with runtime.db.read() as session:
-        total = session.execute(select(func.count()).select_from(m.Bill)
-                                .where(*conditions)).scalar_one()
-        rows = session.execute(select(m.Bill).where(*conditions).order_by(m.Bill.bill_id)
-                               .limit(paging.size).offset(paging.offset)).scalars().all()
-        paging.headers(response, total)
+        rows = paging.rows(session, response, m.Bill, m.Bill.bill_id, conditions)
         return [wire.bill(session, b) for b in rows]
 
 
@@ -104,12 +100,8 @@ def get_batches(response: Response, paging: Paging = Depends(),
     """Batches, paged, with EnergyCAP's filter syntax."""
     conditions = [*parse(filter, BATCH_FILTERS), scope.own(who, m.Batch.user_id)]
     with runtime.db.read() as session:
-        total = session.execute(select(func.count()).select_from(m.Batch)
-                                .where(*conditions)).scalar_one()
-        rows = session.execute(select(m.Batch).where(*conditions).order_by(m.Batch.batch_id)
-                               .limit(paging.size).offset(paging.offset)).scalars().all()
+        rows = paging.rows(session, response, m.Batch, m.Batch.batch_id, conditions)
         counts = service.batch_counts(session, [b.batch_id for b in rows])
-        paging.headers(response, total)
         return [wire.batch(session, b, counts[b.batch_id]) for b in rows]
 
 

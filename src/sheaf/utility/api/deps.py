@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Response
+from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from sheaf.auth.energycap import EnergyCapPrincipal, verify_key
@@ -64,6 +65,16 @@ class Paging:
         response.headers["PageSize"] = str(self.size)
         response.headers["TotalNumberOfRecords"] = str(total)
         response.headers["TotalPages"] = str(max(1, math.ceil(total / self.size)))
+
+    def rows(self, session: Any, response: Response, model: Any, key: Any,
+             conditions: list[Any]) -> list[Any]:
+        """This page of ``model`` rows matching ``conditions`` in ``key`` order; the
+        paging headers say where it stands among all of them."""
+        total = session.execute(select(func.count()).select_from(model)
+                                .where(*conditions)).scalar_one()
+        self.headers(response, total)
+        return list(session.execute(select(model).where(*conditions).order_by(key)
+                                    .limit(self.size).offset(self.offset)).scalars())
 
 
 # One dependency per permission an endpoint needs.

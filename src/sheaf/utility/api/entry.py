@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy import func, select
 
 from sheaf.auth.energycap import EnergyCapPrincipal
 from sheaf.runtime import Runtime, get_runtime
@@ -46,11 +45,7 @@ ACCOUNT_FILTERS = {"accountCode": FilterField(m.Account.account_code),
 def _page(runtime: Runtime, model: Any, key: Any, conditions: list[Any], paging: Paging,
           response: Response, render: Any) -> list[dict[str, Any]]:
     with runtime.db.read() as session:
-        total = session.execute(select(func.count()).select_from(model)
-                                .where(*conditions)).scalar_one()
-        rows = session.execute(select(model).where(*conditions).order_by(key)
-                               .limit(paging.size).offset(paging.offset)).scalars().all()
-        paging.headers(response, total)
+        rows = paging.rows(session, response, model, key, conditions)
         return [render(session, row) for row in rows]
 
 
