@@ -9,6 +9,8 @@ from sqlalchemy import text
 from sheaf.config import Settings
 from sheaf.db import Database
 from sheaf.kit import bulk
+from sheaf.runtime import Runtime
+from tests.identity.test_crash_safety import make_source
 
 
 @pytest.mark.parametrize("rows", [1, 99, 100, 101, 250, bulk.BATCH + 7])
@@ -47,3 +49,24 @@ def test_a_failed_insert_writes_nothing(settings: Settings) -> None:
             assert session.execute(text("SELECT count(*) FROM identity")).scalar() == 0
     finally:
         db.dispose()
+
+
+@pytest.mark.parametrize("null_from", [0, 150, 300])
+def test_columns_null_in_a_batch_are_stored_as_null(runtime: Runtime, null_from: int) -> None:
+    """A batch whose column is null on every row writes NULL (as a literal on SQLite), and
+    one where only some rows are null keeps their values."""
+    source = make_source(runtime)
+    db = runtime.db
+    frame = pl.DataFrame({
+        "id": [f"{i:032x}" for i in range(300)],
+        "name": [f"n{i}" for i in range(300)],
+        "source_id": [None if i >= null_from else source for i in range(300)],
+    }, schema={"id": pl.String, "name": pl.String, "source_id": pl.String})
+    with db.write() as session:
+        bulk.insert_frame(session.connection(), "identity", frame,
+                          constants={"attributes": "{}", "created": "2026-01-01",
+                                     "modified": "2026-01-01"})
+    with db.read() as session:
+        stored = session.execute(
+            text("SELECT id, name, source_id FROM identity ORDER BY id")).all()
+    assert [tuple(r) for r in stored] == frame.rows()

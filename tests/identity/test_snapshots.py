@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from sheaf.identity import repository, snapshots
+from sheaf.identity import frames, snapshots
 from sheaf.identity.models import Source
 from sheaf.runtime import Runtime
 
@@ -15,7 +15,7 @@ HEADER = "id,name,email\n"
 def copy_and_table(runtime: Runtime, source_id: str) -> tuple[pl.DataFrame | None, pl.DataFrame]:
     with runtime.db.read() as session:
         generation = session.get(Source, source_id).snapshot_generation  # type: ignore[union-attr]
-        table = repository.stored_accounts(session.connection(), source_id)
+        table = frames.stored_accounts(session.connection(), source_id)
     copy = snapshots.load(runtime.settings.data_dir, source_id, generation)
     return copy, table
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from sheaf.config import Settings
 from sheaf.db import Database
-from sheaf.identity import csvfile, repository, snapshots
+from sheaf.identity import csvfile, frames, repository, snapshots
 from sheaf.identity.correlation import Correlated, correlate, new_ids
 from sheaf.identity.engine import (
     HASH_SCHEME,
@@ -140,7 +140,7 @@ def aggregate(
     with db.read() as session:
         conn = session.connection()
         if stored is None:
-            stored = repository.stored_accounts(conn, source_id)
+            stored = frames.stored_accounts(conn, source_id)
         laps("load copy")
         result = diff(accounts, stored)
         laps("diff")
@@ -150,7 +150,7 @@ def aggregate(
         rehash = NO_REHASH
         if not trusted:
             result, rehash = confirm_updates(
-                result, repository.stored_texts(conn, result.updated["id"].to_list())
+                result, frames.stored_texts(conn, result.updated["id"].to_list())
             )
         candidates = _correlation_candidates(result, optimize)
         correlated = correlate(conn, candidates, source.correlation or [], source.authoritative)

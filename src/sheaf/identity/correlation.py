@@ -16,7 +16,7 @@ import polars as pl
 import pyarrow as pa
 from sqlalchemy import Connection
 
-from sheaf.identity import repository
+from sheaf.identity import frames
 from sheaf.identity.engine import encode
 from sheaf.kit import ids
 
@@ -47,7 +47,7 @@ def correlate(
         ).filter(pl.col("value").is_not_null())
         if values.height == 0:
             continue
-        identities = repository.identity_values(conn, identity_attr).unique(
+        identities = frames.identity_values(conn, identity_attr).unique(
             "value", keep="first", maintain_order=True
         )
         hits = values.join(identities.rename({"id": "identity_id"}), on="value", how="inner")

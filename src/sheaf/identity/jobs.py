@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy.orm import Session
 
 from sheaf.blobs import BlobStore
-from sheaf.identity.aggregation import AggregationRefused, AggregationResult, aggregate
 from sheaf.jobs.context import JobContext
 from sheaf.jobs.errors import JobCancelled, JobFailed
 from sheaf.jobs.registry import JobOutcome, job_handler
+
+if TYPE_CHECKING:
+    from sheaf.identity.aggregation import AggregationResult
 
 LOAD_ACCOUNTS = "identity.load_accounts"
 
@@ -16,6 +20,9 @@ LOAD_ACCOUNTS = "identity.load_accounts"
 @job_handler(LOAD_ACCOUNTS, max_attempts=3)
 def load_accounts(ctx: JobContext) -> JobOutcome:
     """Aggregate one uploaded snapshot into a source's accounts."""
+    # (imported here: it brings polars, and API processes import this module for its name)
+    from sheaf.identity.aggregation import AggregationRefused, aggregate
+
     payload = ctx.payload
     blobs = BlobStore(ctx.settings.blob_dir)
     file = blobs.path(payload["blob"])

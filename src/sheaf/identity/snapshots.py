@@ -19,11 +19,12 @@ import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
-
-from sheaf.identity.engine import STORED_SCHEMA
 from sheaf.kit.files import private_dir, private_file
+
+if TYPE_CHECKING:  # (polars is imported where a copy is read: the API only drops copies)
+    import polars as pl
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,10 @@ def load(root: Path, source_id: str, generation: str | None) -> pl.DataFrame | N
     remembered = _recall(root, source_id, generation)
     if remembered is not None:
         return remembered
+    import polars as pl
+
+    from sheaf.identity.engine import STORED_SCHEMA
+
     path = _path(root, source_id, generation)
     try:
         frame = pl.read_parquet(path)
@@ -80,6 +85,8 @@ def load(root: Path, source_id: str, generation: str | None) -> pl.DataFrame | N
 def save(root: Path, source_id: str, generation: str, state: pl.DataFrame) -> None:
     """Write the copy for ``generation``; ``prune`` drops the others once it is current.
     Failure only costs speed."""
+    from sheaf.identity.engine import STORED_SCHEMA
+
     path = _path(root, source_id, generation)
     try:
         private_dir(path.parent)

@@ -23,7 +23,6 @@ from starlette.requests import ClientDisconnect, Request
 
 from sheaf.blobs import BlobStore
 from sheaf.errors import BadRequest, upload_too_large
-from sheaf.identity import csvfile
 
 MAX_TEXT_FIELD = 64 * 1024
 AGAIN = "Nothing was changed; send the whole file again"
@@ -159,6 +158,9 @@ async def receive(request: Request, blobs: BlobStore, limit: int, *,
 
 
 def _refuse_unfinished(blobs: BlobStore, blob: str, delimiter: str) -> None:
+    # (imported here: it brings polars, which an API process otherwise never needs)
+    from sheaf.identity import csvfile
+
     problem = csvfile.unfinished_row(blobs.path(blob), delimiter)
     if problem is not None:
         blobs.delete(blob)
