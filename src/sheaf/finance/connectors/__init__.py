@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from sheaf.finance.connectors.base import Connector, ConnectorError, Login, Snapshot
-from sheaf.finance.connectors.ofx import OfxConnector, StatementFileConnector
-from sheaf.finance.connectors.sandbox import SandboxConnector
+import importlib
 
-# an institution's ``connector`` names one of these
-CONNECTORS: dict[str, type[Connector]] = {
-    "sandbox": SandboxConnector,
-    "ofx": OfxConnector,
-    "file": StatementFileConnector,
+from sheaf.finance.connectors.base import Connector, ConnectorError, Login, Snapshot
+
+# an institution's ``connector`` names one of these: a class, or where to import it from
+# (imported when a member first aggregates: ofxtools alone is ~30 MiB that an API process
+# never needs)
+CONNECTORS: dict[str, type[Connector] | str] = {
+    "sandbox": "sheaf.finance.connectors.sandbox:SandboxConnector",
+    "ofx": "sheaf.finance.connectors.ofx:OfxConnector",
+    "file": "sheaf.finance.connectors.ofx:StatementFileConnector",
 }
 # connectors whose members have no institution credentials
 NO_CREDENTIALS = frozenset({"file"})
@@ -18,9 +20,13 @@ NO_CREDENTIALS = frozenset({"file"})
 
 def connector_for(name: str, config: dict[str, object]) -> Connector:
     try:
-        return CONNECTORS[name](config)
+        found = CONNECTORS[name]
     except KeyError:
         raise ConnectorError("FAILED", f"No connector named {name!r}") from None
+    if isinstance(found, str):
+        module, _, attribute = found.partition(":")
+        found = getattr(importlib.import_module(module), attribute)
+    return found(config)
 
 
 __all__ = ["CONNECTORS", "NO_CREDENTIALS", "Connector", "ConnectorError", "Login", "Snapshot",
