@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import importlib
 import logging
 import os
 import re
@@ -67,8 +66,7 @@ def serve(settings: Settings, host: str, port: int, workers: int, log_level: str
     upgrade(settings)
     _ = settings.signing_key  # generated once here, not raced for by the API processes
     if settings.jobs.executor == "inline" or settings.jobs.isolation == "thread":
-        for module in worker.HANDLER_MODULES:  # jobs run in this process's threads
-            importlib.import_module(module)
+        worker.import_handlers()  # jobs run in this process's threads
     # (not the web app: this process serves no request, and its imports cost memory)
     with _scratch() as scratch, contextlib.closing(listening):
         runtime = Runtime.build(settings)

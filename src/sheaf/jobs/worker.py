@@ -24,6 +24,12 @@ from sheaf.jobs.runner import run_job
 # Modules whose import registers job handlers. The job core imports no domain by name
 # elsewhere; this list is where the process learns what it may be asked to run.
 HANDLER_MODULES = ["sheaf.identity.jobs", "sheaf.finance.jobs", "sheaf.utility.jobs"]
+# What the handlers import when they run (polars, pyarrow, ofxtools: seconds on a busy
+# machine). The handler modules import them lazily, since API processes import those
+# modules too; a worker imports them as it starts, so the first job does not wait for them.
+WARM_MODULES = ["sheaf.identity.aggregation", "sheaf.finance.aggregation",
+                "sheaf.finance.connectors.ofx", "sheaf.finance.connectors.sandbox",
+                "sheaf.utility.aggregation", "pyarrow.compute"]
 
 PR_SET_PDEATHSIG = 1
 WATCHDOG_SECONDS = 1.0
@@ -37,7 +43,13 @@ def start(settings_json: str) -> None:
     logging.basicConfig(level=logging.INFO)
     _settings = Settings.model_validate_json(settings_json)
     _db = Database(_settings.db_url)
-    for module in HANDLER_MODULES:
+    import_handlers()
+
+
+def import_handlers() -> None:
+    """Register every job handler, and import what the handlers use (a process that runs
+    jobs calls this as it starts)."""
+    for module in HANDLER_MODULES + WARM_MODULES:
         importlib.import_module(module)
 
 

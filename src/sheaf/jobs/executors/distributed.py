@@ -13,7 +13,6 @@ servers' maintenance pass, which re-sends a job left queued for a lease's length
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
@@ -87,8 +86,7 @@ class DramatiqExecutor:
 def serve_worker(settings: Settings, threads: int, stop: threading.Event) -> None:
     """Run jobs delivered through the broker until ``stop`` is set (``sheaf worker``)."""
     db = Database(settings.db_url)
-    for module in worker.HANDLER_MODULES:
-        importlib.import_module(module)
+    worker.import_handlers()
 
     def run(job_id: str) -> None:
         try:

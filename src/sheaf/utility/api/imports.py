@@ -8,7 +8,6 @@ from starlette.concurrency import run_in_threadpool
 from sheaf.auth.energycap import EnergyCapPrincipal
 from sheaf.errors import PayloadTooLarge, Unauthorized
 from sheaf.runtime import Runtime, get_runtime
-from sheaf.utility import bill_import
 from sheaf.utility.api.deps import bills_and_batches_create
 from sheaf.utility.errors import FieldErrors
 
@@ -26,6 +25,8 @@ async def import_bills(file: UploadFile = File(...), runtime: Runtime = Depends(
     if who.topmost_place_id is not None:  # the import creates places under the root
         raise Unauthorized(f"User {who.user_code} sees only part of the place tree; the "
                            "bulk import needs a user whose topmost place is the root")
+    from sheaf.utility import bill_import  # (polars: imported by the request that needs it)
+
     limit = runtime.settings.utility.max_import_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:

@@ -1,0 +1,31 @@
+"""What each kind of process imports: an API process never loads the data libraries (each
+of `serve --workers N`'s processes would carry them: ~100 MiB apiece), and a job worker
+loads them as it starts, before its first job (else the first load pays the import)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+DATA_LIBRARIES = ("polars", "pyarrow", "ofxtools", "openpyxl")
+
+PROBE = """
+import sys
+{code}
+print(",".join(m for m in {modules!r} if m in sys.modules) or "-")
+"""
+
+
+def _loaded(code: str) -> set[str]:
+    done = subprocess.run([sys.executable, "-c", PROBE.format(code=code, modules=DATA_LIBRARIES)],
+                          capture_output=True, text=True, timeout=120, check=True)
+    return set(done.stdout.strip().splitlines()[-1].split(",")) - {"-"}
+
+
+def test_the_api_app_loads_no_data_library() -> None:
+    assert _loaded("from sheaf.app import create_app; create_app()") == set()
+
+
+def test_a_job_worker_loads_them_before_its_first_job() -> None:
+    loaded = _loaded("from sheaf.jobs import worker; worker.import_handlers()")
+    assert {"polars", "pyarrow", "ofxtools"} <= loaded
