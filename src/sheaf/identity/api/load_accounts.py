@@ -54,7 +54,8 @@ async def load_accounts(
         raise upload_too_large(limit)  # refused before reading a byte of it
     source = await run_in_threadpool(service.loadable_source, runtime, id)
     received = await upload.receive(request, runtime.blobs, limit,
-                                    delimiter=service.file_delimiter(source))
+                                    delimiter=service.file_delimiter(source),
+                                    digest=idempotency_key is not None)
     try:
         disable = _flag(received.fields.get("disableOptimization"))
     except BadRequest:
