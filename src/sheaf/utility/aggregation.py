@@ -180,6 +180,9 @@ def _commit(db: Database, task_id: int, job_id: str, claim: tuple[str, int],
             for start in range(0, len(voided), 500):
                 session.execute(update(m.Bill).where(m.Bill.bill_id.in_(voided[start:start + 500]))
                                 .values(void=True, modified_at=now))
+            # what a reversal of this task un-voids
+            session.execute(insert(m.TaskVoided), [{"task_id": task_id, "bill_id": b}
+                                                   for b in voided])
         if new_bills:
             ids = _insert_bills(session, task, batch, new_bills, use_type, now)
             for (_, record), bill_id in zip(new_bills, ids, strict=True):
