@@ -10,8 +10,9 @@ from fastapi import Depends, Path, Query, Request, Response
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
+from sheaf.auth.deps import spend
 from sheaf.auth.energycap import EnergyCapPrincipal, verify_key
-from sheaf.errors import RateLimited, Unauthorized
+from sheaf.errors import Unauthorized
 from sheaf.runtime import Runtime, get_runtime
 
 MAX_PAGE_SIZE = 1000
@@ -33,13 +34,7 @@ async def caller(request: Request, runtime: Runtime = Depends(get_runtime)
     if who is None:
         raise Unauthorized("The ECI-ApiKey is not valid")
     # Each key has its own budget, as each SailPoint client and MX client id has.
-    budget = f"key:{who.key_id}"
-    if runtime.limiter.blocking:
-        wait = await run_in_threadpool(runtime.limiter.hit, budget, "energycap")
-    else:
-        wait = runtime.limiter.hit(budget, "energycap")
-    if wait is not None:
-        raise RateLimited(wait)
+    await spend(runtime, f"key:{who.key_id}", "energycap")
     return who
 
 
