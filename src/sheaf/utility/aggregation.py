@@ -95,16 +95,19 @@ _SOURCE_LINES = (
     "AND b.billing_period BETWEEN ? AND ? AND b.void = ? AND b.accrual = ?")
 _LINE_SCHEMA = {"meter_id": pl.Int64, "period": pl.Int64, "unit_id": pl.Int64,
                 "use_micro": pl.Int64, "cost_micro": pl.Int64}
-_STANDING = (
-    "SELECT b.account_id, b.billing_period, b.bill_id, "
+# aggregate bills with their use (one line each); _STANDING picks those a run compares
+# with and replaces, and the audits compare with
+_AGGREGATE_BILLS = (
+    "SELECT b.bill_id, b.account_id, b.billing_period, b.version_id, "
     "(SELECT COALESCE(SUM(l.value_micro), 0) FROM utility_bill_line l "
-    " WHERE l.bill_id = b.bill_id), b.total_cost_micro "
+    " WHERE l.bill_id = b.bill_id), b.total_cost_micro FROM utility_bill b ")
+_AGGREGATE_SCHEMA = {"bill_id": pl.Int64, "account_id": pl.Int64, "period": pl.Int64,
+                     "version_id": pl.Int64, "use": pl.Int64, "cost": pl.Int64}
+_STANDING = _AGGREGATE_BILLS + (
     # (every bill a run made has its version: the partial index on version_id finds
     # them without reading the millions of source bills)
-    "FROM utility_bill b WHERE b.version_id IS NOT NULL AND b.task_id IS NOT NULL "
+    "WHERE b.version_id IS NOT NULL AND b.task_id IS NOT NULL "
     "AND b.void = ? AND b.billing_period BETWEEN ? AND ?")
-_STANDING_SCHEMA = {"account_id": pl.Int64, "period": pl.Int64, "bill_id": pl.Int64,
-                    "old_use": pl.Int64, "old_cost": pl.Int64}
 
 
 def _plan(conn: Connection, first: int, last: int, place: int | None) -> Plan:
@@ -150,9 +153,11 @@ def _plan(conn: Connection, first: int, last: int, place: int | None) -> Plan:
              conn.execute(select(m.Unit.unit_id, m.Unit.unit_code, m.Unit.dimension,
                                  m.Unit.factor))}
     outcomes = engine.compute_frame(targets, sums, present, units)
-    standing = bulk.fetch_columns(conn, _STANDING, [False, first, last], _STANDING_SCHEMA
-                                ).join(targets.select("account_id").unique(), on="account_id",
-                                       how="semi")
+    standing = bulk.fetch_columns(conn, _STANDING, [False, first, last], _AGGREGATE_SCHEMA
+                                  ).join(targets.select("account_id").unique(),
+                                         on="account_id", how="semi").select(
+        "account_id", "period", "bill_id", pl.col("use").alias("old_use"),
+        pl.col("cost").alias("old_cost"))
     return Plan(targets.height, outcomes, standing)
 
 
@@ -259,14 +264,6 @@ def _insert_bills(conn: Connection, task: m.ChargebackTask, batch: m.Batch | Non
     return new.select("version_id", "period", "bill_id")
 
 
-_AUDITED = (
-    "SELECT b.bill_id, b.account_id, b.billing_period, b.version_id, "
-    "(SELECT COALESCE(SUM(l.value_micro), 0) FROM utility_bill_line l "
-    " WHERE l.bill_id = b.bill_id), b.total_cost_micro FROM utility_bill b ")
-_AUDITED_SCHEMA = {"bill_id": pl.Int64, "account_id": pl.Int64, "period": pl.Int64,
-                   "version_id": pl.Int64, "use": pl.Int64, "cost": pl.Int64}
-
-
 def audit(db: Database, settings: Settings, task_id: int) -> None:
     """Audit the task's bills still analyzing: flag a use or cost far from the prior
     period's aggregate bill, zero use with a cost, and missing source bills; then clear
@@ -277,16 +274,15 @@ def audit(db: Database, settings: Settings, task_id: int) -> None:
     with db.write() as session:
         conn = session.connection()
         # (read before this transaction writes anything: fetch_columns sees committed rows)
-        rows = bulk.fetch_columns(conn, _AUDITED + "WHERE b.task_id = ? AND b.analyzing = ?",
-                                  [task_id, True], _AUDITED_SCHEMA)
+        rows = bulk.fetch_columns(conn, _AGGREGATE_BILLS + "WHERE b.task_id = ? AND "
+                                  "b.analyzing = ?", [task_id, True], _AGGREGATE_SCHEMA)
         if rows.height == 0:
             return
         low, high = rows["period"].min(), rows["period"].max()
         newest = bulk.fetch_columns(
-            conn, _AUDITED + "WHERE b.version_id IS NOT NULL AND b.task_id IS NOT NULL "
-                             "AND b.void = ? AND b.billing_period BETWEEN ? AND ?",
+            conn, _STANDING,
             [False, periods.add_months(int(low), -1), int(high)],  # type: ignore[arg-type]
-            _AUDITED_SCHEMA).sort("bill_id").group_by("account_id", "period").agg(
+            _AGGREGATE_SCHEMA).sort("bill_id").group_by("account_id", "period").agg(
             pl.col("use").last().alias("prior_use"), pl.col("cost").last().alias("prior_cost"))
         missing = bulk.fetch_frame(
             conn, "SELECT version_id, billing_period, missing_sources FROM "
