@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import polars as pl
 from sqlalchemy import Connection, text
@@ -63,7 +64,7 @@ def fetch_columns(
         return fetch_frame(conn, sql, params, schema)
     from adbc_driver_sqlite import dbapi as adbc  # (heavy: only for a bulk read)
 
-    path = conn.engine.url.database
+    path = quote(str(conn.engine.url.database))  # (a URI: '?' or '#' in a path are data)
     with adbc.connect(f"file:{path}?mode=ro") as reader, reader.cursor() as cursor:
         cursor.execute(sql, tuple(int(p) if isinstance(p, bool) else p for p in params))
         table = cursor.fetch_arrow_table()
