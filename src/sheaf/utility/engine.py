@@ -17,7 +17,8 @@ usual case) is summed column-wise in exact integers (Int128, so no sum wraps); t
 Only meter line items count (account-level charges belong to no meter), of bills that
 are neither void nor accruals. A version with no source bill in a period, or with a
 source unit that does not convert into the aggregate's unit, fails for that period with
-its reason; the others go on.
+its reason; the others go on (and, in compute_frame, one whose sum does not fit a bill's
+64-bit integer of millionths).
 """
 
 from __future__ import annotations
@@ -140,6 +141,16 @@ def compute(targets: list[Target], sums: list[SourceSum], present: dict[tuple[in
     return outcomes
 
 
+def storable(o: Outcome) -> Outcome:
+    """``o``, or its failure if its use or cost does not fit the 64-bit integer of
+    millionths a bill stores."""
+    if o.error is not None or (abs(o.use_micro) <= _INT64 and abs(o.cost_micro) <= _INT64):
+        return o
+    return Outcome(o.target, error=f"The sum of the source bills for billing period "
+                                   f"{o.target.period} is too large to store",
+                   missing_sources=o.missing_sources)
+
+
 def compute_frame(targets: pl.DataFrame, sums: pl.DataFrame, present: pl.DataFrame,
                   units: dict[int, UnitInfo]) -> pl.DataFrame:
     """``compute`` over frames. ``targets``: version_id, account_id, meter_id, unit_id,
@@ -158,7 +169,7 @@ def compute_frame(targets: pl.DataFrame, sums: pl.DataFrame, present: pl.DataFra
     joined = targets.join(per_target, on=key, how="left").join(present, on=key, how="left")
     regular = (pl.col("cost").is_not_null() & (pl.col("found").fill_null(0) > 0)
                & ~pl.col("other_unit") & (pl.col("use").abs() <= _INT64)
-               & (pl.col("cost").abs() <= _INT64))
+               & (pl.col("cost").abs() <= _INT64 - CENT_MICRO))  # (rounding may add a cent)
     simple = joined.filter(regular)
     cents = pl.col("cost") // CENT_MICRO
     twice_rest = 2 * (pl.col("cost") - cents * CENT_MICRO)
@@ -183,6 +194,6 @@ def compute_frame(targets: pl.DataFrame, sums: pl.DataFrame, present: pl.DataFra
     slow = pl.DataFrame([(o.target.version_id, o.target.period, o.target.account_id,
                           o.target.meter_id, o.target.unit_id,
                           None if o.error else o.use_micro, None if o.error else o.cost_micro,
-                          o.error, o.missing_sources) for o in outcomes],
+                          o.error, o.missing_sources) for o in map(storable, outcomes)],
                         schema=OUTCOME_SCHEMA, orient="row")
     return pl.concat([done.cast(OUTCOME_SCHEMA), slow])  # type: ignore[arg-type]
