@@ -179,7 +179,11 @@ class Bill(Base):
                       # aggregate bills only: source bills (the millions) have no version
                       Index("ix_utility_bill_version", "version_id",
                             sqlite_where=text("version_id IS NOT NULL"),
-                            postgresql_where=text("version_id IS NOT NULL")))
+                            postgresql_where=text("version_id IS NOT NULL")),
+                      # a task's bills still analyzing (counted on every poll of a task)
+                      Index("ix_utility_bill_analyzing", "task_id",
+                            sqlite_where=text("analyzing = 1"),
+                            postgresql_where=text("analyzing")))
 
     bill_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("utility_account.account_id"))

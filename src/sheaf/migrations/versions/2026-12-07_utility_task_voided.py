@@ -1,5 +1,6 @@
 """The bills each chargeback task voided, so reversing the task can un-void them; and an
-index of aggregate bills by version (``hasBills`` of a version was a scan of every bill).
+index of aggregate bills by version (``hasBills`` of a version was a scan of every bill),
+and one of a task's bills still analyzing (counted on every poll of a task).
 
 Revision ID: c5d1e8a2b6f3
 Revises: a7c3e91f5d24
@@ -35,10 +36,14 @@ def upgrade() -> None:
         batch_op.create_index('ix_utility_bill_version', ['version_id'], unique=False,
                               sqlite_where=sa.text('version_id IS NOT NULL'),
                               postgresql_where=sa.text('version_id IS NOT NULL'))
+        batch_op.create_index('ix_utility_bill_analyzing', ['task_id'], unique=False,
+                              sqlite_where=sa.text('analyzing = 1'),
+                              postgresql_where=sa.text('analyzing'))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('utility_bill', schema=None) as batch_op:
+        batch_op.drop_index('ix_utility_bill_analyzing')
         batch_op.drop_index('ix_utility_bill_version')
     with op.batch_alter_table('utility_task_voided', schema=None) as batch_op:
         batch_op.drop_index('ix_utility_task_voided_bill')
