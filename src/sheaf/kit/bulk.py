@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 import polars as pl
 from sqlalchemy import Connection, text
@@ -52,25 +51,24 @@ def fetch_frame(
 
 
 def fetch_columns(
-    conn: Connection, sql: str, params: Sequence[Any], schema: dict[str, Any]
+    conn: Connection, sql: str, params: Sequence[Any], schema: dict[str, Any],
+    chunk: int = 200_000,
 ) -> pl.DataFrame:
-    """``fetch_frame`` for millions of rows. On SQLite the rows come as Arrow columns
-    through a read-only ADBC connection of its own (no Python object per value: several
-    times faster, and a fraction of the memory); it sees what is committed, so a caller
-    reads nothing its own open transaction wrote. The driver takes a column's type from
-    its first rows: integer columns (nulls allowed) and text columns without nulls only.
-    PostgreSQL: ``fetch_frame``."""
-    if not _is_sqlite(conn):
-        return fetch_frame(conn, sql, params, schema)
-    from adbc_driver_sqlite import dbapi as adbc  # (heavy: only for a bulk read)
-
-    path = quote(str(conn.engine.url.database))  # (a URI: '?' or '#' in a path are data)
-    with adbc.connect(f"file:{path}?mode=ro") as reader, reader.cursor() as cursor:
-        cursor.execute(sql, tuple(int(p) if isinstance(p, bool) else p for p in params))
-        table = cursor.fetch_arrow_table()
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    return frame.rename(dict(zip(frame.columns, schema, strict=True))).cast(schema)  # type: ignore[arg-type]
+    """``fetch_frame`` for millions of rows: read ``chunk`` rows at a time into frames,
+    so the Python row tuples never exist for more than one chunk (a tuple per row costs
+    some ten times the row's columnar size). On the caller's connection: one snapshot,
+    the caller's own writes included. (An ADBC SQLite driver reads straight into Arrow,
+    but it links its own copy of SQLite into the process, and two copies in one process
+    drop each other's POSIX locks: sqlite.org/howtocorrupt.html, 2.2.)"""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    frames = [pl.DataFrame(schema=schema)]
+    try:
+        cursor.execute(_sql(conn, sql), tuple(params))
+        while rows := cursor.fetchmany(chunk):
+            frames.append(pl.DataFrame(rows, schema=schema, orient="row"))
+    finally:
+        cursor.close()
+    return pl.concat(frames, rechunk=True)
 
 
 def fetch_by_ids(

@@ -273,7 +273,6 @@ def audit(db: Database, settings: Settings, task_id: int) -> None:
     percent = settings.utility.audit_variance_percent
     with db.write() as session:
         conn = session.connection()
-        # (read before this transaction writes anything: fetch_columns sees committed rows)
         rows = bulk.fetch_columns(conn, _AGGREGATE_BILLS + "WHERE b.task_id = ? AND "
                                   "b.analyzing = ?", [task_id, True], _AGGREGATE_SCHEMA)
         if rows.height == 0:
