@@ -117,6 +117,35 @@ def test_reversal_void_then_refused(api: Api, campus: dict[str, Any]) -> None:
     assert all(b["void"] for b in aggregate_bills(api, campus["agg_account"], void=None))
 
 
+def test_reversal_restores_the_bills_its_run_voided(api: Api, campus: dict[str, Any]) -> None:
+    acct, m1, agg = campus["account"], campus["m1"], campus["agg_account"]
+    api.bill(acct, m1, 202405, 10, 1)
+    first = api.call("POST", EXEC, json={"billingPeriod": 202405})
+    [original] = aggregate_bills(api, agg)
+    api.bill(acct, m1, 202405, 5, 2)  # the sum changes: a re-run replaces the bill
+    second = api.call("POST", EXEC, json={"billingPeriod": 202405})
+    [replacement] = aggregate_bills(api, agg)
+    assert replacement["billId"] != original["billId"] and replacement["totalCost"] == 3.0
+
+    # voiding the re-run brings back the bill it voided: the data is as before it
+    api.call("POST", f"/api/v3/chargebackTask/{second['taskId']}/void", expect=204)
+    assert [b["billId"] for b in aggregate_bills(api, agg)] == [original["billId"]]
+
+    # a later run replaces the original again; the first task cannot be reversed
+    # before it (un-voiding under the later run's bill would make a duplicate)
+    third = api.call("POST", EXEC, json={"billingPeriod": 202405})
+    refused = api.call("POST", f"/api/v3/chargebackTask/{first['taskId']}/void", expect=400)
+    assert f"reverse task {third['taskId']} first" in refused["message"]
+    assert api.call("GET", f"/api/v3/chargebackTask/{first['taskId']}")["reversedDate"] is None
+    # deleting the later run restores the original too; then the first can go
+    api.call("POST", f"/api/v3/chargebackTask/{third['taskId']}/delete", expect=204)
+    assert [b["billId"] for b in aggregate_bills(api, agg)] == [original["billId"]]
+    api.call("POST", f"/api/v3/chargebackTask/{first['taskId']}/void", expect=204)
+    assert aggregate_bills(api, agg) == []
+    assert {b["billId"] for b in aggregate_bills(api, agg, void=None)} == {
+        original["billId"], replacement["billId"]}
+
+
 def test_audits_flag_and_flags_resolve(api: Api, campus: dict[str, Any]) -> None:
     acct, m1, m2 = campus["account"], campus["m1"], campus["m2"]
     api.bill(acct, m1, 202401, 100, 10)

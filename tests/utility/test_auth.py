@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from sheaf.auth.energycap import PERMISSIONS, EnergyCapKey, EnergyCapUser
+from sheaf.app import create_app
+from sheaf.auth.energycap import PERMISSIONS, EnergyCapKey, EnergyCapUser, create_key
 from sheaf.cli import app as cli
 from sheaf.config import Settings
 from sheaf.runtime import Runtime
@@ -76,3 +77,27 @@ def test_cli_creates_a_key_for_a_user(settings: Settings, monkeypatch: object,
                                  "--user", "Z", "--place", "ROOT", "--json"],
                            env={**os.environ, **env})
     assert rooted.exit_code == 0 and json.loads(rooted.stdout)["topmostPlaceId"] == 1
+
+
+def test_a_key_over_its_rate_limit_gets_429_in_energycap_s_body(settings: Settings) -> None:
+    """Each key has its budget (3 requests a 10 s window here); past it, 429 with
+    Retry-After in EnergyCAP's error body; another key of the same user still passes."""
+    auth = settings.auth.model_copy(update={"rate_limit_requests": 3,
+                                            "rate_limit_window_seconds": 10.0})
+    runtime = Runtime.build(settings.model_copy(update={"auth": auth}))
+    try:
+        with runtime.db.write() as session:
+            _, _, first = create_key(session, "one", "admin", [])
+            _, _, second = create_key(session, "two", "admin", [])
+        with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as client:
+            for _ in range(3):
+                assert client.get("/api/v3/commodity",
+                                  headers={"ECI-ApiKey": first}).status_code == 200
+            refused = client.get("/api/v3/chargebackTask", headers={"ECI-ApiKey": first})
+            assert refused.status_code == 429
+            assert refused.json() == {"message": "Rate Limit Exceeded", "errors": []}
+            assert 1 <= int(refused.headers["Retry-After"]) <= 10
+            assert client.get("/api/v3/commodity",
+                              headers={"ECI-ApiKey": second}).status_code == 200
+    finally:
+        runtime.close()

@@ -20,6 +20,17 @@ def _api_bucket(path: str) -> str:
     return parts[1] if len(parts) > 1 and parts[1] == "v1" else parts[0]
 
 
+async def spend(runtime: Runtime, client: str, bucket: str) -> None:
+    """Count one request against ``client``'s budget for ``bucket``; RateLimited past it.
+    Only a limiter that waits on the network (Redis) gets a thread."""
+    if runtime.limiter.blocking:
+        wait = await run_in_threadpool(runtime.limiter.hit, client, bucket)
+    else:
+        wait = runtime.limiter.hit(client, bucket)
+    if wait is not None:
+        raise RateLimited(wait)
+
+
 async def principal(request: Request, runtime: Runtime = Depends(get_runtime)) -> Principal:
     # Checking a token is a little CPU: it runs on the event loop rather than paying for two
     # thread-pool hops per request; only a limiter that waits on the network gets a thread.
@@ -28,13 +39,7 @@ async def principal(request: Request, runtime: Runtime = Depends(get_runtime)) -
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("JWT validation failed: no bearer token in the Authorization header")
     who = decode(runtime.settings, token.strip())
-    bucket = _api_bucket(request.url.path)
-    if runtime.limiter.blocking:
-        wait = await run_in_threadpool(runtime.limiter.hit, who.client_id, bucket)
-    else:
-        wait = runtime.limiter.hit(who.client_id, bucket)
-    if wait is not None:
-        raise RateLimited(wait)
+    await spend(runtime, who.client_id, _api_bucket(request.url.path))
     return who
 
 

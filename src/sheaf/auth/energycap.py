@@ -60,6 +60,7 @@ class EnergyCapPrincipal:
     full_name: str
     permissions: frozenset[str]
     topmost_place_id: int | None = None
+    key_id: int | None = None  # the key the request came with (its rate-limit budget)
 
     def child(self) -> dict[str, object]:
         """EnergyCAP's ``UserChild``."""
@@ -129,4 +130,4 @@ def verify_key(session: Session, api_key: str) -> EnergyCapPrincipal | None:
     if user is None:
         return None
     return EnergyCapPrincipal(user.user_id, user.user_code, user.full_name,
-                              frozenset(user.permissions), user.topmost_place_id)
+                              frozenset(user.permissions), user.topmost_place_id, key.key_id)

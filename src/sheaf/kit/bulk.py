@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 BATCH = 50_000
 # SQLite binds at most 32,766 parameters a statement (3.32+; sheaf needs 3.35).
@@ -48,6 +48,27 @@ def fetch_frame(
     finally:
         cursor.close()
     return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def fetch_columns(
+    conn: Connection, sql: str, params: Sequence[Any], schema: dict[str, Any],
+    chunk: int = 200_000,
+) -> pl.DataFrame:
+    """``fetch_frame`` for millions of rows: read ``chunk`` rows at a time into frames,
+    so the Python row tuples never exist for more than one chunk (a tuple per row costs
+    some ten times the row's columnar size). On the caller's connection: one snapshot,
+    the caller's own writes included. (An ADBC SQLite driver reads straight into Arrow,
+    but it links its own copy of SQLite into the process, and two copies in one process
+    drop each other's POSIX locks: sqlite.org/howtocorrupt.html, 2.2.)"""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    frames = [pl.DataFrame(schema=schema)]
+    try:
+        cursor.execute(_sql(conn, sql), tuple(params))
+        while rows := cursor.fetchmany(chunk):
+            frames.append(pl.DataFrame(rows, schema=schema, orient="row"))
+    finally:
+        cursor.close()
+    return pl.concat(frames, rechunk=True)
 
 
 def fetch_by_ids(
@@ -154,3 +175,17 @@ def execute_frame(conn: Connection, sql: str, frame: pl.DataFrame) -> None:
             cursor.executemany(statement, list(batch.iter_rows()))
         finally:
             cursor.close()
+
+
+def reserve_ids(conn: Connection, table: str, column: str, count: int) -> int:
+    """The first of ``count`` consecutive ids nobody else will take: SQLite's write lock
+    is this transaction's; on PostgreSQL the table lock keeps other inserts (and so their
+    draws on the sequence) out while the sequence is moved past the block."""
+    if conn.dialect.name == "sqlite":
+        return int(conn.execute(text(f"SELECT COALESCE(MAX({column}), 0) FROM {table}")
+                                ).scalar_one()) + 1
+    conn.execute(text(f"LOCK TABLE {table} IN EXCLUSIVE MODE"))
+    seq = f"pg_get_serial_sequence('{table}', '{column}')"
+    first = int(conn.execute(text(f"SELECT nextval({seq})")).scalar_one())
+    conn.execute(text(f"SELECT setval({seq}, :last)"), {"last": first + count - 1})
+    return first

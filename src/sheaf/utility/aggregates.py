@@ -29,6 +29,10 @@ def upsert(session: Session, who: EnergyCapPrincipal, place_id: int,
     commodity = session.get(m.Commodity, body.commodity_id)
     if commodity is None:
         check.add("commodityId", f"commodity {body.commodity_id} does not exist")
+    # one query for every source meter (session.get below then finds them loaded; the
+    # list keeps them in the session's weakly-referencing identity map)
+    loaded = session.execute(select(m.Meter).where(  # noqa: F841
+        m.Meter.meter_id.in_(body.source_meter_ids))).scalars().all()
     for i, meter_id in enumerate(body.source_meter_ids):
         source = session.get(m.Meter, meter_id)
         where = f"sourceMeterIds[{i}]"

@@ -18,18 +18,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, insert, or_, select, true, update
-from sqlalchemy.orm import Session
+import polars as pl
+from sqlalchemy import Connection, or_, select, true, update
 
 from sheaf.config import Settings
 from sheaf.db import Database
 from sheaf.jobs import repository as jobs_repository
 from sheaf.jobs.errors import JobCancelled, JobLost
 from sheaf.jobs.models import Job
+from sheaf.kit import bulk
 from sheaf.kit.base import utcnow
 from sheaf.utility import engine, periods, scope
 from sheaf.utility import models as m
@@ -56,9 +56,9 @@ def run(db: Database, settings: Settings, task_id: int, job_id: str, claim: tupl
     if not applied:
         progress(0, None, f"Summing source bills for {first}..{last}")
         with db.read() as session:
-            targets, outcomes, standing = _plan(session.connection(), first, last, place)
-        progress(len(targets), len(targets), f"Writing {len(outcomes)} aggregate bills")
-        _commit(db, task_id, job_id, claim, outcomes, standing)
+            plan = _plan(session.connection(), first, last, place)
+        progress(plan.targets, plan.targets, f"Writing {plan.outcomes.height} aggregate bills")
+        _commit(db, task_id, job_id, claim, plan)
     progress(0, None, "Auditing the new bills")
     audit(db, settings, task_id)
     progress(1, 1, "Audited")
@@ -71,77 +71,114 @@ def run(db: Database, settings: Settings, task_id: int, job_id: str, claim: tupl
                          task.failed_versions)
 
 
-def _plan(conn: Connection, first: int, last: int, place: int | None
-          ) -> tuple[list[engine.Target], list[engine.Outcome], dict[tuple[int, int], Any]]:
-    """``place``: only the aggregate meters in its subtree (the submitting user's reach)."""
+@dataclass
+class Plan:
+    """What a run will write: one outcome per target (engine.OUTCOME_SCHEMA) and, per
+    outcome, the aggregate bills standing now for its account and period."""
+
+    targets: int
+    outcomes: pl.DataFrame
+    # account_id, period, bill_id, use_micro, cost_micro
+    standing: pl.DataFrame
+
+
+_SOURCE_LINES = (
+    # every bill line in the range that counts (neither void nor an accrual); polars keeps
+    # the source meters'. One pass over the lines in storage order with a lookup of each
+    # bill (SQLite keeps CROSS JOIN's order) is a few times cheaper than starting from the
+    # source meters through the meter index (a random read per line).
+    "SELECT l.meter_id, b.billing_period, "
+    "CASE WHEN l.observation_type_id = ? AND l.value_micro IS NOT NULL THEN l.unit_id END, "
+    "CASE WHEN l.observation_type_id = ? THEN COALESCE(l.value_micro, 0) ELSE 0 END, "
+    "l.cost_micro "
+    "FROM utility_bill_line l CROSS JOIN utility_bill b WHERE b.bill_id = l.bill_id "
+    "AND b.billing_period BETWEEN ? AND ? AND b.void = ? AND b.accrual = ?")
+_LINE_SCHEMA = {"meter_id": pl.Int64, "period": pl.Int64, "unit_id": pl.Int64,
+                "use_micro": pl.Int64, "cost_micro": pl.Int64}
+# aggregate bills with their use (one line each); _STANDING picks those a run compares
+# with and replaces, and the audits compare with
+_AGGREGATE_BILLS = (
+    "SELECT b.bill_id, b.account_id, b.billing_period, b.version_id, "
+    "(SELECT COALESCE(SUM(l.value_micro), 0) FROM utility_bill_line l "
+    " WHERE l.bill_id = b.bill_id), b.total_cost_micro FROM utility_bill b ")
+_AGGREGATE_SCHEMA = {"bill_id": pl.Int64, "account_id": pl.Int64, "period": pl.Int64,
+                     "version_id": pl.Int64, "use": pl.Int64, "cost": pl.Int64}
+_STANDING = _AGGREGATE_BILLS + (
+    # (every bill a run made has its version: the partial index on version_id finds
+    # them without reading the millions of source bills)
+    "WHERE b.version_id IS NOT NULL AND b.task_id IS NOT NULL "
+    "AND b.void = ? AND b.billing_period BETWEEN ? AND ?")
+
+
+def _plan(conn: Connection, first: int, last: int, place: int | None) -> Plan:
+    """``place``: only the aggregate meters in its subtree (the submitting user's reach).
+    The source bills are read once as a frame and summed by polars per version, period
+    and unit, in exact integers."""
     v, am = m.CalculatedVersion, m.Meter
     in_reach = true() if place is None else v.meter_id.in_(
         select(am.meter_id).where(am.place_id.in_(scope.subtree(place))))
-    versions = conn.execute(
-        select(v.version_id, v.account_id, v.meter_id, v.begin_period, v.end_period,
-               am.use_unit_id, select(func.count()).where(m.VersionSource.version_id ==
-                                                          v.version_id).scalar_subquery())
+    versions = pl.DataFrame(conn.execute(
+        select(v.version_id, v.account_id, v.meter_id, am.use_unit_id, v.begin_period,
+               v.end_period)
         .join(am, am.meter_id == v.meter_id)
         .where(v.begin_period <= last, or_(v.end_period.is_(None), v.end_period >= first),
-               in_reach)
-        .order_by(v.version_id)).all()
-    span = periods.between(first, last)
-    targets = [engine.Target(vid, acct, meter, unit, p, count)
-               for vid, acct, meter, begin, end, unit, count in versions
-               for p in span if begin <= p and (end is None or p <= end)]
-    wanted = {(t.version_id, t.period) for t in targets}
-    vs, line, bill, obs = m.VersionSource, m.BillLine, m.Bill, m.TypeCode
-    is_use = and_(obs.code == "USE", line.value_micro.is_not(None))
-    source_rows = (
-        select(vs.version_id, bill.billing_period, line.meter_id,
-               case((is_use, line.unit_id), else_=None).label("unit_id"),
-               func.coalesce(func.sum(case((is_use, line.value_micro), else_=0)), 0),
-               func.coalesce(func.sum(line.cost_micro), 0))
-        .join(line, line.meter_id == vs.meter_id)
-        .join(bill, bill.bill_id == line.bill_id)
-        .join(obs, obs.type_id == line.observation_type_id)
-        .where(bill.billing_period.between(first, last), bill.void.is_(False),
-               bill.accrual.is_(False), vs.version_id.in_(
-                   select(v.version_id).where(v.begin_period <= last,
-                                              or_(v.end_period.is_(None),
-                                                  v.end_period >= first), in_reach)))
-        .group_by(vs.version_id, bill.billing_period, line.meter_id,
-                  case((is_use, line.unit_id), else_=None)))
-    sums: dict[tuple[int, int, int | None], list[int]] = {}
-    present: dict[tuple[int, int], set[int]] = {}
-    for version_id, period, meter_id, unit_id, use, cost in conn.execute(source_rows):
-        if (version_id, period) not in wanted:
-            continue
-        acc = sums.setdefault((version_id, period, unit_id), [0, 0])
-        acc[0] += int(use)
-        acc[1] += int(cost)
-        present.setdefault((version_id, period), set()).add(meter_id)
+               in_reach)).all(),
+        schema={"version_id": pl.Int64, "account_id": pl.Int64, "meter_id": pl.Int64,
+                "unit_id": pl.Int64, "begin": pl.Int64, "end": pl.Int64}, orient="row")
+    sources = bulk.fetch_columns(conn, "SELECT version_id, meter_id FROM utility_version_source",
+                               [], {"version_id": pl.Int64, "source_id": pl.Int64}
+                               ).join(versions.select("version_id"), on="version_id",
+                                      how="semi")
+    targets = versions.join(pl.DataFrame({"period": periods.between(first, last)},
+                                         schema={"period": pl.Int64}), how="cross").filter(
+        (pl.col("begin") <= pl.col("period"))
+        & (pl.col("end").is_null() | (pl.col("period") <= pl.col("end")))).join(
+        sources.group_by("version_id").agg(pl.len().cast(pl.Int64).alias("sources")),
+        on="version_id", how="left").with_columns(pl.col("sources").fill_null(0)).select(
+        "version_id", "account_id", "meter_id", "unit_id", "period", "sources")
+    use_type = conn.execute(select(m.TypeCode.type_id).where(
+        m.TypeCode.kind == "observation", m.TypeCode.code == "USE")).scalar_one()
+    lines = bulk.fetch_columns(conn, _SOURCE_LINES, [use_type, use_type, first, last, False,
+                                                   False], _LINE_SCHEMA)
+    key = ["version_id", "period"]
+    counted = lines.lazy().rename({"meter_id": "source_id"}).join(
+        sources.lazy(), on="source_id").join(targets.lazy().select(key), on=key, how="semi")
+    sums, present = pl.collect_all([  # (the join is made once for both)
+        counted.group_by("version_id", "period", "unit_id").agg(
+            pl.col("use_micro").sum(), pl.col("cost_micro").sum()),
+        counted.group_by(key).agg(pl.col("source_id").n_unique().cast(pl.Int64)
+                                  .alias("found"))])
+    del lines
     units = {uid: engine.UnitInfo(code, dim, Decimal(factor)) for uid, code, dim, factor in
              conn.execute(select(m.Unit.unit_id, m.Unit.unit_code, m.Unit.dimension,
                                  m.Unit.factor))}
-    outcomes = engine.compute(
-        targets, [engine.SourceSum(vid, p, u, use, cost)
-                  for (vid, p, u), (use, cost) in sums.items()],
-        {k: len(s) for k, s in present.items()}, units)
-    # the aggregate bills standing now: (account, period) -> (bill id, use, cost)
-    use_line = (select(func.coalesce(func.sum(line.value_micro), 0))
-                .where(line.bill_id == bill.bill_id).scalar_subquery())
-    accounts = {t.account_id for t in targets}
-    standing: dict[tuple[int, int], Any] = {}
-    rows = conn.execute(
-        select(bill.account_id, bill.billing_period, bill.bill_id, use_line,
-               bill.total_cost_micro)
-        .where(bill.task_id.is_not(None), bill.void.is_(False),
-               bill.billing_period.between(first, last)))
-    for account_id, period, bill_id, use, cost in rows:
-        if account_id in accounts:
-            standing.setdefault((account_id, period), []).append((bill_id, int(use), int(cost)))
-    return targets, outcomes, standing
+    outcomes = engine.compute_frame(targets, sums, present, units)
+    standing = bulk.fetch_columns(conn, _STANDING, [False, first, last], _AGGREGATE_SCHEMA
+                                  ).join(targets.select("account_id").unique(),
+                                         on="account_id", how="semi").select(
+        "account_id", "period", "bill_id", pl.col("use").alias("old_use"),
+        pl.col("cost").alias("old_cost"))
+    return Plan(targets.height, outcomes, standing)
 
 
-def _commit(db: Database, task_id: int, job_id: str, claim: tuple[str, int],
-            outcomes: list[engine.Outcome], standing: dict[tuple[int, int], Any]) -> None:
+def _changes(plan: Plan) -> tuple[pl.DataFrame, pl.Series]:
+    """The outcomes that need a new bill (no standing bill, or one whose use or cost
+    differs, or more than one) and the standing bills those replace."""
+    key = ["account_id", "period"]
+    standing = plan.standing.group_by(key).agg(
+        pl.len().alias("standing"), pl.col("old_use").first(), pl.col("old_cost").first())
+    due = plan.outcomes.filter(pl.col("error").is_null()).join(standing, on=key, how="left")
+    unchanged = ((pl.col("standing") == 1) & (pl.col("old_use") == pl.col("use_micro"))
+                 & (pl.col("old_cost") == pl.col("cost_micro")))
+    new = due.filter(~unchanged.fill_null(False)).drop("standing", "old_use", "old_cost")
+    replaced = plan.standing.join(new.select(key), on=key, how="semi")["bill_id"]
+    return new, replaced
+
+
+def _commit(db: Database, task_id: int, job_id: str, claim: tuple[str, int], plan: Plan
+            ) -> None:
     now = utcnow()
+    new, voided = _changes(plan)
     with db.write() as session:
         # The fence: this claim still runs the job and nobody asked it to stop (the row
         # stays locked until the commit, so neither can change before the data lands).
@@ -158,129 +195,127 @@ def _commit(db: Database, task_id: int, job_id: str, claim: tuple[str, int],
         task = session.get(m.ChargebackTask, task_id)
         assert task is not None
         batch = session.get(m.Batch, task.batch_id) if task.batch_id else None
-        use_type = session.execute(select(m.TypeCode.type_id).where(
-            m.TypeCode.kind == "observation", m.TypeCode.code == "USE")).scalar_one()
-        new_bills: list[tuple[engine.Outcome, dict[str, Any]]] = []
-        voided: list[int] = []
-        records: list[dict[str, Any]] = []
-        for o in outcomes:
-            t = o.target
-            record = {"task_id": task_id, "version_id": t.version_id, "billing_period": t.period,
-                      "bill_ids": [], "error_message": o.error,
-                      "missing_sources": o.missing_sources}
-            records.append(record)
-            if o.error is not None:
-                continue
-            old = standing.get((t.account_id, t.period), [])
-            if len(old) == 1 and old[0][1] == o.use_micro and old[0][2] == o.cost_micro:
-                continue  # unchanged: no write
-            voided.extend(b[0] for b in old)
-            new_bills.append((o, record))
-        if voided:
-            for start in range(0, len(voided), 500):
-                session.execute(update(m.Bill).where(m.Bill.bill_id.in_(voided[start:start + 500]))
-                                .values(void=True, modified_at=now))
-        if new_bills:
-            ids = _insert_bills(session, task, batch, new_bills, use_type, now)
-            for (_, record), bill_id in zip(new_bills, ids, strict=True):
-                record["bill_ids"] = [bill_id]
-        if records:
-            session.execute(insert(m.TaskVersion), records)
-        failed = sum(1 for o in outcomes if o.error is not None)
-        task.bills_created = len(new_bills)
-        task.bills_voided = len(voided)
+        conn = session.connection()
+        stamp = bulk.timestamp(conn, now)
+        if voided.len():
+            bulk.execute_frame(conn, "UPDATE utility_bill SET void = ?, modified_at = ? "
+                                     "WHERE bill_id = ?",
+                               pl.DataFrame({"void": True, "at": stamp, "bill_id": voided}))
+            # what a reversal of this task un-voids
+            bulk.insert_frame(conn, "utility_task_voided", pl.DataFrame({"bill_id": voided}),
+                              constants={"task_id": str(task_id)})
+        ids = _insert_bills(conn, task, batch, new, stamp)
+        records = plan.outcomes.join(ids, on=["version_id", "period"], how="left").select(
+            "version_id", pl.col("period").alias("billing_period"),
+            pl.when(pl.col("bill_id").is_null()).then(pl.lit("[]"))
+            .otherwise(pl.format("[{}]", "bill_id")).alias("bill_ids"),
+            pl.col("error").alias("error_message"), "missing_sources")
+        bulk.insert_frame(conn, "utility_task_version", records,
+                          constants={"task_id": str(task_id)})
+        failed = int(plan.outcomes["error"].is_not_null().sum())
+        task.bills_created = new.height
+        task.bills_voided = voided.len()
         task.failed_versions = failed
         task.status = "CompletedWithErrors" if failed else "Completed"
         task.task_end = now
 
 
-def _insert_bills(session: Session, task: m.ChargebackTask, batch: m.Batch | None,
-                  new_bills: list[tuple[engine.Outcome, dict[str, Any]]], use_type: int,
-                  now: Any) -> list[int]:
-    def account_period() -> int | None:
-        if batch is None or batch.account_period_year is None:
-            return None
-        return batch.account_period_year * 100 + (batch.account_period_number or 1)
-
-    rows = []
-    for o, _ in new_bills:
-        begin = periods.first_day(o.target.period)
-        rows.append({
-            "account_id": o.target.account_id, "batch_id": task.batch_id,
-            "billing_period": o.target.period, "account_period": account_period(),
-            "begin_date": begin, "end_date": _next_month(begin),
-            "total_cost_micro": o.cost_micro, "estimated": False, "void": False,
-            "accrual": False, "analyzing": True, "held": False,
-            "statement_date": batch.statement_date if batch else None,
-            "due_date": batch.due_date if batch else None,
-            "next_reading": batch.next_reading if batch else None,
-            "control_code": batch.control_code if batch else None,
-            "invoice_number": batch.invoice_number if batch else None,
-            "note": None, "task_id": task.task_id, "version_id": o.target.version_id,
-            "created_by": task.user_id, "created_at": now, "modified_at": now})
-    ids = list(session.execute(insert(m.Bill).returning(m.Bill.bill_id,
-                                                        sort_by_parameter_order=True),
-                               rows).scalars())
-    session.execute(insert(m.BillLine), [
-        {"bill_id": bill_id, "meter_id": o.target.meter_id, "observation_type_id": use_type,
-         "caption": "Aggregated use", "value_micro": o.use_micro,
-         "unit_id": o.target.unit_id, "cost_micro": o.cost_micro}
-        for (o, _), bill_id in zip(new_bills, ids, strict=True)])
-    return ids
-
-
-def _next_month(day: date) -> date:
-    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+def _insert_bills(conn: Connection, task: m.ChargebackTask, batch: m.Batch | None,
+                  new: pl.DataFrame, stamp: str) -> pl.DataFrame:
+    """The new aggregate bills (analyzing until audited) and their use lines, with the
+    batch's defaults; answers version_id, period, bill_id."""
+    if new.height == 0:
+        return pl.DataFrame(schema={"version_id": pl.Int64, "period": pl.Int64,
+                                    "bill_id": pl.Int64})
+    sqlite = conn.dialect.name == "sqlite"
+    false, true_ = ("0", "1") if sqlite else ("false", "true")
+    constants = {"batch_id": task.batch_id, "task_id": task.task_id,
+                 "created_by": task.user_id, "estimated": false, "void": false,
+                 "accrual": false, "analyzing": true_, "held": false, "created_at": stamp,
+                 "modified_at": stamp}
+    if batch is not None:
+        if batch.account_period_year is not None:
+            constants["account_period"] = (batch.account_period_year * 100
+                                           + (batch.account_period_number or 1))
+        for name in ("statement_date", "due_date", "next_reading"):
+            if (value := getattr(batch, name)) is not None:
+                constants[name] = bulk.timestamp(conn, value)
+        for name in ("control_code", "invoice_number"):
+            constants[name] = getattr(batch, name)
+    span = sorted(set(new["period"].to_list()))
+    dates = pl.DataFrame({"period": span, "begin_date": [periods.first_day(p) for p in span],
+                          "end_date": [periods.first_day(periods.add_months(p, 1))
+                                       for p in span]},
+                         schema={"period": pl.Int64, "begin_date": pl.Date,
+                                 "end_date": pl.Date})
+    first = bulk.reserve_ids(conn, "utility_bill", "bill_id", new.height)
+    new = new.with_columns((pl.int_range(0, new.height) + first).alias("bill_id")).join(
+        dates, on="period", maintain_order="left")
+    bulk.insert_frame(conn, "utility_bill", new.select(
+        "bill_id", "account_id", pl.col("period").alias("billing_period"), "begin_date",
+        "end_date", pl.col("cost_micro").alias("total_cost_micro"), "version_id"),
+        constants={k: str(v) for k, v in constants.items() if v is not None})
+    use_type = conn.execute(select(m.TypeCode.type_id).where(
+        m.TypeCode.kind == "observation", m.TypeCode.code == "USE")).scalar_one()
+    bulk.insert_frame(conn, "utility_bill_line", new.select(
+        "bill_id", "meter_id", pl.col("use_micro").alias("value_micro"), "unit_id",
+        "cost_micro"), constants={"observation_type_id": str(use_type),
+                                  "caption": "Aggregated use"})
+    return new.select("version_id", "period", "bill_id")
 
 
 def audit(db: Database, settings: Settings, task_id: int) -> None:
     """Audit the task's bills still analyzing: flag a use or cost far from the prior
     period's aggregate bill, zero use with a cost, and missing source bills; then clear
-    ``analyzing``. One transaction: a crash leaves them analyzing for the re-run."""
-    limit = Decimal(settings.utility.audit_variance_percent) / 100
+    ``analyzing``. One transaction: a crash leaves them analyzing for the re-run. The
+    checks are column-wise; a variance is compared exactly, in integers:
+    |now - before| * 100 > percent * |before|."""
+    percent = settings.utility.audit_variance_percent
     with db.write() as session:
-        bill, line = m.Bill, m.BillLine
-        use_of = (select(func.coalesce(func.sum(line.value_micro), 0))
-                  .where(line.bill_id == bill.bill_id).scalar_subquery())
-        rows = session.execute(
-            select(bill.bill_id, bill.account_id, bill.billing_period, bill.version_id,
-                   use_of, bill.total_cost_micro)
-            .where(bill.task_id == task_id, bill.analyzing.is_(True))).all()
-        if not rows:
+        conn = session.connection()
+        rows = bulk.fetch_columns(conn, _AGGREGATE_BILLS + "WHERE b.task_id = ? AND "
+                                  "b.analyzing = ?", [task_id, True], _AGGREGATE_SCHEMA)
+        if rows.height == 0:
             return
-        missing = {(v, p): n for v, p, n in session.execute(
-            select(m.TaskVersion.version_id, m.TaskVersion.billing_period,
-                   m.TaskVersion.missing_sources).where(m.TaskVersion.task_id == task_id))}
-        accounts = {r[1] for r in rows}
-        wanted = {(r[1], periods.add_months(r[2], -1)) for r in rows}
-        low, high = min(p for _, p in wanted), max(p for _, p in wanted)
-        priors: dict[tuple[int, int], tuple[int, int]] = {}
-        for account_id, period, use, cost in session.execute(
-                select(bill.account_id, bill.billing_period, use_of, bill.total_cost_micro)
-                .where(bill.task_id.is_not(None), bill.void.is_(False),
-                       bill.billing_period.between(low, high))
-                .order_by(bill.bill_id)):
-            if account_id in accounts:
-                priors[(account_id, period)] = (int(use), int(cost))  # the newest wins
-        flags = []
-        for bill_id, account_id, period, version_id, use, cost in rows:
-            prior = priors.get((account_id, periods.add_months(period, -1)))
-            if use == 0 and cost != 0:
-                flags.append((bill_id, "Zero use with cost",
-                              "The bill has a cost but no use"))
-            if prior is not None:
-                for name, now_value, before in (("Use", use, prior[0]), ("Cost", cost, prior[1])):
-                    if before and abs(Decimal(now_value - before) / abs(before)) > limit:
-                        flags.append((bill_id, f"{name} variance",
-                                      f"{name} differs from the prior period's by more "
-                                      f"than {settings.utility.audit_variance_percent}%"))
-            absent = missing.get((version_id, period), 0)
-            if absent:
-                flags.append((bill_id, "Missing source bills",
-                              f"{absent} source meter(s) had no bill in period {period}"))
-        if flags:
-            session.execute(insert(m.Flag), [
-                {"bill_id": b, "issue": issue, "description": text, "resolved": False,
-                 "created_at": utcnow()} for b, issue, text in flags])
-        session.execute(update(bill).where(bill.task_id == task_id, bill.analyzing.is_(True))
+        low, high = rows["period"].min(), rows["period"].max()
+        newest = bulk.fetch_columns(
+            conn, _STANDING,
+            [False, periods.add_months(int(low), -1), int(high)],  # type: ignore[arg-type]
+            _AGGREGATE_SCHEMA).sort("bill_id").group_by("account_id", "period").agg(
+            pl.col("use").last().alias("prior_use"), pl.col("cost").last().alias("prior_cost"))
+        missing = bulk.fetch_frame(
+            conn, "SELECT version_id, billing_period, missing_sources FROM "
+                  "utility_task_version WHERE task_id = ? AND missing_sources > 0", [task_id],
+            {"version_id": pl.Int64, "period": pl.Int64, "absent": pl.Int64})
+        month = pl.col("period") % 100
+        audited = rows.with_columns(
+            pl.when(month == 1).then(pl.col("period") - 89).otherwise(pl.col("period") - 1)
+            .alias("prior_period")).join(
+            newest.rename({"period": "prior_period"}), on=["account_id", "prior_period"],
+            how="left").join(missing, on=["version_id", "period"], how="left")
+
+        def far(now: str, before: str) -> pl.Expr:
+            change = (pl.col(now).cast(pl.Int128) - pl.col(before).cast(pl.Int128)).abs()
+            return ((pl.col(before) != 0)
+                    & (change * 100 > pl.col(before).cast(pl.Int128).abs() * percent))
+
+        over = f"differs from the prior period's by more than {percent}%"
+        found = [
+            ((pl.col("use") == 0) & (pl.col("cost") != 0), pl.lit("Zero use with cost"),
+             pl.lit("The bill has a cost but no use")),
+            (far("use", "prior_use"), pl.lit("Use variance"), pl.lit(f"Use {over}")),
+            (far("cost", "prior_cost"), pl.lit("Cost variance"), pl.lit(f"Cost {over}")),
+            (pl.col("absent") > 0, pl.lit("Missing source bills"),
+             pl.format("{} source meter(s) had no bill in period {}", "absent", "period"))]
+        flags = pl.concat([
+            audited.filter(when.fill_null(False)).select(
+                "bill_id", pl.lit(order).alias("order"), issue.alias("issue"),
+                text.alias("description"))
+            for order, (when, issue, text) in enumerate(found)]).sort("bill_id", "order")
+        sqlite = conn.dialect.name == "sqlite"
+        bulk.insert_frame(conn, "utility_flag", flags.select("bill_id", "issue", "description"),
+                          constants={"resolved": "0" if sqlite else "false",
+                                     "created_at": bulk.timestamp(conn, utcnow())})
+        session.execute(update(m.Bill).where(m.Bill.task_id == task_id,
+                                             m.Bill.analyzing.is_(True))
                         .values(analyzing=False))

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from sheaf.errors import BadRequest, SheafError
+from sheaf.errors import BadRequest, RateLimited, SheafError
 
 # /api/v3/..., /api/v202203/...: EnergyCAP's versioned paths (not sheaf's /api/jobs).
 PATH = re.compile(r"^/api/v\d")
@@ -64,5 +64,6 @@ def from_validation(errors: Sequence[Any]) -> FieldErrors:
 def render(exc: SheafError) -> JSONResponse:
     """``{"message", "errors": [{"field", "message"}]}`` with the error's status."""
     fields = exc.fields if isinstance(exc, FieldErrors) else []
-    return JSONResponse(status_code=exc.status_code, content={
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    return JSONResponse(status_code=exc.status_code, headers=headers, content={
         "message": exc.message, "errors": [{"field": f, "message": msg} for f, msg in fields]})

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -174,7 +175,15 @@ class Batch(Base):
 class Bill(Base):
     __tablename__ = "utility_bill"
     __table_args__ = (Index("ix_utility_bill_account_period", "account_id", "billing_period"),
-                      Index("ix_utility_bill_task", "task_id"))
+                      Index("ix_utility_bill_task", "task_id"),
+                      # aggregate bills only: source bills (the millions) have no version
+                      Index("ix_utility_bill_version", "version_id",
+                            sqlite_where=text("version_id IS NOT NULL"),
+                            postgresql_where=text("version_id IS NOT NULL")),
+                      # a task's bills still analyzing (counted on every poll of a task)
+                      Index("ix_utility_bill_analyzing", "task_id",
+                            sqlite_where=text("analyzing = 1"),
+                            postgresql_where=text("analyzing")))
 
     bill_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("utility_account.account_id"))
@@ -286,6 +295,19 @@ class TaskVersion(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     # source meters without a bill in the period (an audit flags the aggregate bill)
     missing_sources: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TaskVoided(Base):
+    """A bill a task's run voided (its sum changed and a new bill replaced it): reversing
+    the task un-voids these, so the data is as it was before the run."""
+
+    __tablename__ = "utility_task_voided"
+    __table_args__ = (Index("ix_utility_task_voided_bill", "bill_id"),)
+
+    task_id: Mapped[int] = mapped_column(
+        ForeignKey("utility_chargeback_task.task_id", ondelete="CASCADE"), primary_key=True)
+    bill_id: Mapped[int] = mapped_column(
+        ForeignKey("utility_bill.bill_id", ondelete="CASCADE"), primary_key=True)
 
 
 class Flag(Base):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from sheaf.auth.energycap import EnergyCapPrincipal
@@ -84,11 +84,16 @@ def status_of(session: Session, task: m.ChargebackTask) -> str:
 
 
 def _counts(session: Session, task_id: int) -> tuple[int, int]:
+    # Both are read on every poll of a task: the first through the partial index of
+    # analyzing bills (``= true``, the index's own condition, so SQLite uses it), the
+    # second from the unresolved flags (few) rather than the task's bills (10^5 in a run).
     analyzing = session.execute(select(func.count()).select_from(m.Bill).where(
-        m.Bill.task_id == task_id, m.Bill.analyzing.is_(True))).scalar_one()
+        m.Bill.task_id == task_id, m.Bill.analyzing == True)).scalar_one()  # noqa: E712
     flags = session.execute(
-        select(func.count()).select_from(m.Flag).join(m.Bill, m.Bill.bill_id == m.Flag.bill_id)
-        .where(m.Bill.task_id == task_id, m.Flag.resolved.is_(False))).scalar_one()
+        select(func.count()).select_from(m.Flag).where(
+            m.Flag.resolved.is_(False), exists().where(m.Bill.bill_id == m.Flag.bill_id,
+                                                       m.Bill.task_id == task_id))
+    ).scalar_one()
     return analyzing, flags
 
 
@@ -128,8 +133,11 @@ def get(session: Session, task_id: int, who: EnergyCapPrincipal | None = None
 
 
 def reverse(session: Session, who: EnergyCapPrincipal, task_id: int, *, remove: bool) -> None:
-    """Void (or delete) every bill the task created; a task is reversed once, and only
-    after its run applied."""
+    """Void (or delete) every bill the task created and un-void the bills its run voided
+    (the ones its new bills replaced), so the data is as before the run. A task is
+    reversed once, only after its run applied, and not while a later, unreversed run
+    has replaced some of its bills (un-voiding under that run's bills would make
+    duplicates): that run is reversed first."""
     task = get(session, task_id, who)
     if task.reversed_date is not None:
         raise BadRequest(f"Chargeback task {task_id} was already reversed on "
@@ -137,13 +145,26 @@ def reverse(session: Session, who: EnergyCapPrincipal, task_id: int, *, remove: 
     if task.status is None:
         raise BadRequest(f"Chargeback task {task_id} is {status_of(session, task)}: only a "
                          "completed task can be reversed")
+    voided = m.TaskVoided
+    later = session.execute(
+        select(voided.task_id).join(m.Bill, m.Bill.bill_id == voided.bill_id)
+        .where(m.Bill.task_id == task_id, voided.task_id != task_id)
+        .order_by(voided.task_id.desc()).limit(1)).scalar()
+    if later is not None:
+        raise BadRequest(f"Chargeback task {later} replaced bills of chargeback task "
+                         f"{task_id}: reverse task {later} first")
+    now = utcnow()
     if remove:
         session.execute(delete(m.Bill).where(m.Bill.task_id == task_id))
     else:
         session.execute(update(m.Bill).where(m.Bill.task_id == task_id, m.Bill.void.is_(False))
-                        .values(void=True, modified_at=utcnow()))
+                        .values(void=True, modified_at=now))
+    session.execute(update(m.Bill).where(m.Bill.bill_id.in_(
+        select(voided.bill_id).where(voided.task_id == task_id))).values(void=False,
+                                                                          modified_at=now))
+    session.execute(delete(voided).where(voided.task_id == task_id))
     task.reversed_by = who.user_id
-    task.reversed_date = utcnow()
+    task.reversed_date = now
 
 
 def version_views(session: Session, who: EnergyCapPrincipal, version_id: int

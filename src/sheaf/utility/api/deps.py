@@ -10,6 +10,7 @@ from fastapi import Depends, Path, Query, Request, Response
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
+from sheaf.auth.deps import spend
 from sheaf.auth.energycap import EnergyCapPrincipal, verify_key
 from sheaf.errors import Unauthorized
 from sheaf.runtime import Runtime, get_runtime
@@ -32,6 +33,8 @@ async def caller(request: Request, runtime: Runtime = Depends(get_runtime)
     who = await run_in_threadpool(_verify, runtime, key)
     if who is None:
         raise Unauthorized("The ECI-ApiKey is not valid")
+    # Each key has its own budget, as each SailPoint client and MX client id has.
+    await spend(runtime, f"key:{who.key_id}", "energycap")
     return who
 
 
