@@ -5,7 +5,6 @@ from __future__ import annotations
 from sheaf.jobs.context import JobContext
 from sheaf.jobs.errors import JobFailed
 from sheaf.jobs.registry import JobOutcome, job_handler
-from sheaf.utility import aggregation
 
 AGGREGATE = "utility.aggregate"
 
@@ -13,6 +12,9 @@ AGGREGATE = "utility.aggregate"
 @job_handler(AGGREGATE, max_attempts=3)
 def aggregate(ctx: JobContext) -> JobOutcome:
     """Run one chargeback task's aggregation (see utility.aggregation)."""
+    # (imported here: it brings polars, and API processes import this module for its name)
+    from sheaf.utility import aggregation
+
 
     def progress(current: int, total: int | None, message: str) -> None:
         ctx.progress(current, total, message, force=True)
