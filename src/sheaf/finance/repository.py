@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import polars as pl
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from sheaf.finance.engine import STORED
 from sheaf.finance.models import (
     Challenge,
     FinAccount,
@@ -19,6 +21,7 @@ from sheaf.finance.models import (
 )
 from sheaf.jobs.models import Job
 from sheaf.jobs.states import ACTIVE
+from sheaf.kit import bulk
 
 
 def user(session: Session, client_id: str, user_guid: str) -> FinUser | None:
@@ -62,11 +65,13 @@ def challenges(session: Session, member_guid: str) -> list[Challenge]:
 
 
 def stored(session: Session, model: type[FinAccount | FinTransaction | FinHolding],
-           member_guid: str) -> dict[str, tuple[str, str]]:
-    """institution id -> (guid, content hash) of a member's stored records of one kind."""
-    rows = session.execute(
-        select(model.id, model.guid, model.content_hash).where(model.member_guid == member_guid))
-    return {ident: (guid, digest) for ident, guid, digest in rows}
+           member_guid: str) -> pl.DataFrame:
+    """A member's stored records of one kind: institution id, guid, content hash (read
+    beneath the ORM: a member may have tens of thousands)."""
+    return bulk.fetch_frame(
+        session.connection(),
+        f"SELECT id, guid, content_hash FROM {model.__tablename__} WHERE member_guid = ?",
+        [member_guid], STORED)
 
 
 def page(session: Session, query: Select[Any], page_no: int, per_page: int
