@@ -9,6 +9,7 @@ at any point leaves the member's previous data, and the member tells the truth a
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -104,6 +105,7 @@ def aggregate(run: Run, payload: dict[str, Any], progress: Progress) -> JobOutco
     if answers is not None:
         start.update(connection_status="RESUMED",
                      connection_status_message=message_for("RESUMED", name))
+    clock = Clock()
     run.member_update(member_guid, **start)
     progress(0, 4, "Logging in")
     connector = connector_for(institution.connector, config)
@@ -111,19 +113,21 @@ def aggregate(run: Run, payload: dict[str, Any], progress: Progress) -> JobOutco
         login = connector.login(credentials, answers)
         if login.status == "CHALLENGED":
             return _challenged(run, member_guid, login, name)
+        clock.lap("login")
         run.member_update(member_guid, is_authenticated=True)
         progress(1, 4, "Gathering accounts, transactions and holdings")
         context = MemberContext(member.guid, member.created_at.date(), member.generation)
         snapshot = connector.fetch(
             context, credentials, transactions=bool(payload.get("include_transactions", True)),
             holdings=bool(payload.get("include_holdings", True)))
+        clock.lap("fetch")
     except ConnectorError as refused:
         _refused(run, member_guid, refused, name)
         raise JobFailed(refused.status.lower(), refused.message) from None
     run.member_update(member_guid, has_processed_accounts=True,
                       has_processed_transactions=snapshot.transactions is not None)
     progress(2, 4, "Reconciling")
-    counters = _apply(run, member, snapshot, name)
+    counters = _apply(run, member, snapshot, name, clock)
     progress(4, 4, "Connected")
     return JobOutcome(counters=counters)
 
@@ -176,7 +180,8 @@ COLUMNS = {"accounts": ["guid", "id", "content_hash", "data"],
            "holdings": ["guid", "id", "account_guid", "content_hash", "data"]}
 
 
-def _apply(run: Run, member: Member, snapshot: Snapshot, name: str) -> dict[str, Any]:
+def _apply(run: Run, member: Member, snapshot: Snapshot, name: str, clock: Clock
+           ) -> dict[str, Any]:
     """Diff and write in one transaction with the member's new status and the counters.
     (Encoding and hashing happen before it: the write lock is held only to diff and write.)"""
     counters: dict[str, Any] = {}
@@ -184,14 +189,19 @@ def _apply(run: Run, member: Member, snapshot: Snapshot, name: str) -> dict[str,
     if transactions is not None:
         transactions, twins = drop_posted_twins_frame(transactions)
         counters["pending_replaced_by_posted"] = len(twins)
+    clock.lap("status")
     incoming = {kind: encode(records) for kind, records in (
         ("accounts", snapshot.accounts), ("transactions", transactions),
         ("holdings", snapshot.holdings)) if records is not None}
+    clock.lap("encode")
     now = utcnow()
     with run.db.write() as session:
         run.fence(session)
+        clock.lap("lock")
         diffs, ignored = _plan(session, member.guid, incoming)
+        clock.lap("diff")
         _write(session, member, diffs, now)
+        clock.lap("write")
         for kind, d in diffs.items():
             counters[f"{kind}_created"] = d.created.height
             counters[f"{kind}_updated"] = d.updated.height
@@ -207,8 +217,25 @@ def _apply(run: Run, member: Member, snapshot: Snapshot, name: str) -> dict[str,
                     has_processed_accounts=True,
                     has_processed_transactions=snapshot.transactions is not None)
         run.fence(session, counters=counters)
-    log.info("member %s aggregated: %s", member.guid, counters)
+    clock.lap("commit")
+    log.info("member %s aggregated: %s (seconds: %s)", member.guid, counters, clock)
     return counters
+
+
+class Clock:
+    """Seconds spent in each phase, for the log (where time goes, on a real server)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._last, 4)
+        self._last = now
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in self.laps.items())
 
 
 def _plan(session: Session, member_guid: str, incoming: dict[str, pl.DataFrame]
