@@ -215,6 +215,19 @@ def test_aggregate_while_running_is_202_without_a_new_job(
     assert _status(client, mx_auth, user, guid)["is_being_aggregated"] is False
 
 
+def test_aggregate_is_scoped_to_the_client_and_user(
+        client: TestClient, mx_auth: dict[str, str], runtime: Runtime,
+        make_mx_client: Callable[[], tuple[str, str]], new_user: Callable[..., str],
+        new_member: Callable[..., dict[str, Any]]) -> None:
+    user, stranger = new_user(), new_user()
+    guid = new_member(user)["guid"]
+    other = basic(*make_mx_client())
+    for auth, owner in ((other, user), (mx_auth, stranger), (mx_auth, "USR-nobody")):
+        r = client.post(f"/users/{owner}/members/{guid}/aggregate", headers=auth)
+        assert r.status_code == 404 and r.json()["error"]["message"], (owner, r.text)
+    assert _jobs(runtime, guid) == 1  # only the create's
+
+
 def test_minimum_interval_after_success(client: TestClient, mx_auth: dict[str, str],
                                         runtime: Runtime, new_user: Callable[..., str],
                                         new_member: Callable[..., dict[str, Any]]) -> None:

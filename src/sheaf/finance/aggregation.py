@@ -100,7 +100,7 @@ def aggregate(run: Run, payload: dict[str, Any], progress: Progress) -> JobOutco
     if payload.get("blob"):
         config["statement"] = str(BlobStore(run.settings.blob_dir).path(str(payload["blob"])))
 
-    start = {"aggregated_at": utcnow(), "is_authenticated": False,
+    start = {"aggregated_at": utcnow(), "job_id": run.job_id, "is_authenticated": False,
              "has_processed_accounts": False, "has_processed_transactions": False}
     if answers is not None:
         start.update(connection_status="RESUMED",

@@ -258,13 +258,13 @@ def aggregate_member(user_guid: str, member_guid: str, request: Request,
     success (not for sandbox institutions), 202 again and no new job."""
     transactions = flag(request, "include_transactions")
     holdings = flag(request, "include_holdings")
-    with runtime.db.read() as session:
-        user = service.get_user(session, client_id, user_guid)
-        service.get_member(session, user, member_guid)
-    service.aggregate(runtime, client_id, member_guid, include_transactions=transactions,
-                      include_holdings=holdings)
-    return PlatformJSON(_read_member(runtime, client_id, user_guid, member_guid),
-                        status_code=202)
+    # (answered from the decision's own read: no second look at the member)
+    done = service.aggregate(runtime, client_id, member_guid, user_guid=user_guid,
+                             include_transactions=transactions, include_holdings=holdings)
+    assert done.member is not None and done.institution is not None and done.user is not None
+    return PlatformJSON({"member": wire.member_json(
+        done.member, done.user, done.institution, being_aggregated=done.busy,
+        status=service.effective_status(done.member))}, status_code=202)
 
 
 @router.get("/users/{user_guid}/members/{member_guid}/status")
