@@ -3,7 +3,7 @@ everything else to its user."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 from sqlalchemy import Select, func, select
@@ -22,6 +22,8 @@ from sheaf.finance.models import (
 from sheaf.jobs.models import Job
 from sheaf.jobs.states import ACTIVE
 from sheaf.kit import bulk
+
+Gathered = TypeVar("Gathered", FinAccount, FinTransaction, FinHolding)
 
 
 def user(session: Session, client_id: str, user_guid: str) -> FinUser | None:
@@ -62,6 +64,13 @@ def challenges(session: Session, member_guid: str) -> list[Challenge]:
     return list(session.execute(
         select(Challenge).where(Challenge.member_guid == member_guid)
         .order_by(Challenge.position)).scalars())
+
+
+def of_user(session: Session, model: type[Gathered], user_guid: str, guid: str
+            ) -> Gathered | None:
+    """One gathered record (account, transaction, holding) by guid, if it is the user's."""
+    found = session.get(model, guid)
+    return found if found is not None and found.user_guid == user_guid else None
 
 
 def stored(session: Session, model: type[FinAccount | FinTransaction | FinHolding],

@@ -15,7 +15,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from sheaf.errors import BadRequest, PayloadTooLarge
+from sheaf.errors import BadRequest, NotFound, PayloadTooLarge
 from sheaf.finance import repository, service
 from sheaf.finance.api import docs, wire
 from sheaf.finance.api.deps import (
@@ -357,6 +357,21 @@ def list_user_accounts(user_guid: str, request: Request, runtime: Runtime = Depe
     return _accounts(runtime, request, client_id, user_guid, None)
 
 
+@router.get("/users/{user_guid}/accounts/{account_guid}")
+def read_account(user_guid: str, account_guid: str, runtime: Runtime = Depends(get_runtime),
+                 client_id: str = Depends(mx_client)) -> PlatformJSON:
+    """One of a user's accounts."""
+    with runtime.db.read() as session:
+        user = service.get_user(session, client_id, user_guid)
+        account = repository.of_user(session, FinAccount, user.guid, account_guid)
+        if account is None:
+            raise NotFound(f"Account {account_guid} was not found for user {user.guid}")
+        member = service.get_member(session, user, account.member_guid)
+        institution = service.get_institution(session, member.institution_code)
+        return PlatformJSON({"account": wire.account_json(account, member, institution,
+                                                          user.id)})
+
+
 def transactions_page(session: Session, query: Select[Any], page: int, per_page: int,
                       user: FinUser) -> tuple[list[dict[str, Any]], int]:
     rows, total = repository.page(session, query, page, per_page)
@@ -396,6 +411,21 @@ def list_transactions(user_guid: str, request: Request, runtime: Runtime = Depen
                       client_id: str = Depends(mx_client)) -> PlatformJSON:
     """A user's transactions in the date range, newest first."""
     return _transactions(runtime, request, client_id, user_guid, None)
+
+
+@router.get("/users/{user_guid}/transactions/{transaction_guid}")
+def read_transaction(user_guid: str, transaction_guid: str,
+                     runtime: Runtime = Depends(get_runtime),
+                     client_id: str = Depends(mx_client)) -> PlatformJSON:
+    """One of a user's transactions (whatever its date)."""
+    with runtime.db.read() as session:
+        user = service.get_user(session, client_id, user_guid)
+        found = repository.of_user(session, FinTransaction, user.guid, transaction_guid)
+        if found is None:
+            raise NotFound(f"Transaction {transaction_guid} was not found for user {user.guid}")
+        items, _ = transactions_page(session, select(FinTransaction).where(
+            FinTransaction.guid == found.guid), 1, 1, user)
+    return PlatformJSON({"transaction": items[0]})
 
 
 def _holdings(runtime: Runtime, request: Request, client_id: str, user_guid: str,
