@@ -7,15 +7,14 @@ waits count as latency). Without wrk, Python threads (``python_probe``)."""
 from __future__ import annotations
 
 import base64
-import json
 import os
 import subprocess
 import tempfile
 from pathlib import Path
 
-from bench.serving.load import WRK_TIMEOUT_S, LoadResult
+from bench.serving.load import WRK_SUMMARY, WRK_TIMEOUT_S, LoadResult, wrk_result
 
-# one member path per line (BENCH_PATHS), Basic auth (BENCH_BASIC); summary as serving's
+# one member path per line (BENCH_PATHS), Basic auth (BENCH_BASIC)
 _SCRIPT = """
 local counter = 0
 function setup(thread)
@@ -32,15 +31,7 @@ end
 function request()
   return wrk.format("POST", paths[math.random(1, #paths)])
 end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    '\\nBENCH {"requests": %d, "duration_us": %d, "connect": %d, "read": %d, "write": %d, ' ..
-    '"status": %d, "timeout": %d, "p50_us": %d, "p99_us": %d, "max_us": %d}\\n',
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(99), latency.max))
-end
-"""
+""" + WRK_SUMMARY
 
 
 def wrk_probe(wrk: str, base_url: str, auth: tuple[str, str], paths: list[str],
@@ -57,16 +48,4 @@ def wrk_probe(wrk: str, base_url: str, auth: tuple[str, str], paths: list[str],
              f"--timeout={WRK_TIMEOUT_S}s", "-s", str(script), base_url],
             env={**os.environ, "BENCH_PATHS": str(listing), "BENCH_BASIC": basic},
             capture_output=True, text=True, check=False)
-    line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk gave no summary (exit {done.returncode}):\n"
-                           + (done.stdout + done.stderr)[-2000:])
-    data = json.loads(line[6:])
-    answered = bool(data["requests"])  # (wrk reports 0 percentiles for no answers at all)
-    return LoadResult(
-        name="aggregate", tool="wrk", connections=connections,
-        seconds=data["duration_us"] / 1e6, requests=data["requests"],
-        errors={k: data[k] for k in ("connect", "read", "write", "status", "timeout")},
-        p50_ms=data["p50_us"] / 1000 if answered else None,
-        p99_ms=data["p99_us"] / 1000 if answered else None,
-        max_ms=data["max_us"] / 1000 if answered else None)
+    return wrk_result(done.stdout + done.stderr, done.returncode, "aggregate", connections)

@@ -357,15 +357,21 @@ def list_user_accounts(user_guid: str, request: Request, runtime: Runtime = Depe
     return _accounts(runtime, request, client_id, user_guid, None)
 
 
+def _one(session: Session, model: type[repository.Gathered], user: FinUser, guid: str,
+         kind: str) -> repository.Gathered:
+    found = repository.of_user(session, model, user.guid, guid)
+    if found is None:
+        raise NotFound(f"{kind} {guid} was not found for user {user.guid}")
+    return found
+
+
 @router.get("/users/{user_guid}/accounts/{account_guid}")
 def read_account(user_guid: str, account_guid: str, runtime: Runtime = Depends(get_runtime),
                  client_id: str = Depends(mx_client)) -> PlatformJSON:
     """One of a user's accounts."""
     with runtime.db.read() as session:
         user = service.get_user(session, client_id, user_guid)
-        account = repository.of_user(session, FinAccount, user.guid, account_guid)
-        if account is None:
-            raise NotFound(f"Account {account_guid} was not found for user {user.guid}")
+        account = _one(session, FinAccount, user, account_guid, "Account")
         member = service.get_member(session, user, account.member_guid)
         institution = service.get_institution(session, member.institution_code)
         return PlatformJSON({"account": wire.account_json(account, member, institution,
@@ -420,9 +426,7 @@ def read_transaction(user_guid: str, transaction_guid: str,
     """One of a user's transactions (whatever its date)."""
     with runtime.db.read() as session:
         user = service.get_user(session, client_id, user_guid)
-        found = repository.of_user(session, FinTransaction, user.guid, transaction_guid)
-        if found is None:
-            raise NotFound(f"Transaction {transaction_guid} was not found for user {user.guid}")
+        found = _one(session, FinTransaction, user, transaction_guid, "Transaction")
         items, _ = transactions_page(session, select(FinTransaction).where(
             FinTransaction.guid == found.guid), 1, 1, user)
     return PlatformJSON({"transaction": items[0]})
