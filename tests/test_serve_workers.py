@@ -209,3 +209,24 @@ def test_killing_the_supervisor_takes_its_api_processes_with_it(tmp_path: Path) 
             time.sleep(0.2)
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{running.url}/healthz", timeout=5)
+
+
+def test_a_burst_of_hand_offs_larger_than_the_socket_queue_loses_none(tmp_path: Path) -> None:
+    """Linux queues 10 datagrams for a unix socket by default: an API process submitting
+    more than that before the supervisor reads must still hand every job over at once,
+    not leave the rest to the maintenance pass."""
+    import socket
+
+    from sheaf.serving import RelayExecutor
+
+    path = str(tmp_path / "relay.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(path)
+        relay = RelayExecutor(path)
+        ids = [f"{n:032x}" for n in range(60)]
+        for job_id in ids:  # nobody reads yet: the queue fills up
+            relay.submit(job_id)
+        listener.settimeout(10)
+        got = [listener.recv(64).decode() for _ in ids]
+        relay.shutdown()
+    assert sorted(got) == ids

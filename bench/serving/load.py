@@ -77,6 +77,18 @@ def find_wrk(install: bool) -> str | None:
     return shutil.which("wrk")
 
 
+# wrk's Lua ending every script here: the JSON summary ``wrk_result`` reads.
+WRK_SUMMARY = """
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '\\nBENCH {"requests": %d, "duration_us": %d, "connect": %d, "read": %d, "write": %d, ' ..
+    '"status": %d, "timeout": %d, "p50_us": %d, "p99_us": %d, "max_us": %d}\\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
 # wrk's Lua: headers, a random offset per request where asked, and a JSON summary.
 _WRK_SCRIPT = """
 local counter = 0
@@ -97,15 +109,7 @@ function request()
   end
   return wrk.format("GET", path)
 end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    '\\nBENCH {"requests": %d, "duration_us": %d, "connect": %d, "read": %d, "write": %d, ' ..
-    '"status": %d, "timeout": %d, "p50_us": %d, "p99_us": %d, "max_us": %d}\\n',
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(99), latency.max))
-end
-"""
+""" + WRK_SUMMARY
 
 
 class WrkRun:
@@ -129,18 +133,23 @@ class WrkRun:
     def result(self) -> LoadResult:
         output, _ = self._process.communicate()
         self._dir.cleanup()
-        line = next((x for x in output.splitlines() if x.startswith("BENCH ")), None)
-        if line is None:
-            raise RuntimeError(f"wrk gave no summary (exit {self._process.returncode}):\n"
-                               + output[-2000:])
-        data = json.loads(line[6:])
-        if not data["requests"]:  # (wrk reports 0 ms percentiles for no answers at all)
-            data.update(p50_us=None, p99_us=None, max_us=None)
-        return LoadResult(
-            name=self.target.name, tool="wrk", connections=self.connections,
-            seconds=data["duration_us"] / 1e6, requests=data["requests"],
-            errors={k: data[k] for k in ("connect", "read", "write", "status", "timeout")},
-            p50_ms=_ms(data["p50_us"]), p99_ms=_ms(data["p99_us"]), max_ms=_ms(data["max_us"]))
+        return wrk_result(output, self._process.returncode, self.target.name,
+                          self.connections)
+
+
+def wrk_result(output: str, returncode: int, name: str, connections: int) -> LoadResult:
+    """The LoadResult of a wrk run whose script ends with WRK_SUMMARY."""
+    line = next((x for x in output.splitlines() if x.startswith("BENCH ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk gave no summary (exit {returncode}):\n" + output[-2000:])
+    data = json.loads(line[6:])
+    if not data["requests"]:  # (wrk reports 0 ms percentiles for no answers at all)
+        data.update(p50_us=None, p99_us=None, max_us=None)
+    return LoadResult(
+        name=name, tool="wrk", connections=connections,
+        seconds=data["duration_us"] / 1e6, requests=data["requests"],
+        errors={k: data[k] for k in ("connect", "read", "write", "status", "timeout")},
+        p50_ms=_ms(data["p50_us"]), p99_ms=_ms(data["p99_us"]), max_ms=_ms(data["max_us"]))
 
 
 def _ms(us: float | None) -> float | None:

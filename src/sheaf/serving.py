@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import queue
 import re
 import shutil
 import signal
@@ -48,6 +49,8 @@ APP = "sheaf.serving:worker_app"
 RELAY_ENV = "SHEAF_SERVE_RELAY"  # the supervisor's job socket, for its API processes
 LIMITS_ENV = "SHEAF_SERVE_LIMITS"  # the shared rate-limit store, when there is one
 JOB_ID = re.compile(rb"[0-9a-f]{32}")
+# how long a hand-off that did not fit at once may wait for room in the supervisor's queue
+RELAY_SEND_TIMEOUT = 5.0
 
 
 def serve(settings: Settings, host: str, port: int, workers: int, log_level: str) -> None:
@@ -148,12 +151,21 @@ def _exit_with_parent() -> None:
 
 
 class RelayExecutor:
-    """An API process's executor: job ids go to the supervisor, which runs them."""
+    """An API process's executor: job ids go to the supervisor, which runs them.
+
+    Linux queues only ``net.unix.max_dgram_qlen`` (10 by default) datagrams for the
+    supervisor's socket, so a burst of submissions (many clients, a busy machine) finds
+    it full. A job id that does not fit is sent by a thread of this process that waits
+    for room, rather than left to the maintenance pass (up to its interval later).
+    """
 
     def __init__(self, address: str) -> None:
         self.address = address
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._socket.setblocking(False)  # a full queue must not stall a request
+        self._late: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._sender: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         pass
@@ -161,10 +173,33 @@ class RelayExecutor:
     def submit(self, job_id: str) -> None:
         try:
             self._socket.sendto(job_id.encode(), self.address)
+        except BlockingIOError:
+            self._send_later(job_id)
         except OSError as exc:  # the row is saved: the maintenance pass offers it later
             log.warning("could not hand job %s to the server's executor: %s", job_id, exc)
 
+    def _send_later(self, job_id: str) -> None:
+        with self._lock:
+            if self._sender is None:
+                self._sender = threading.Thread(target=self._send_late, daemon=True,
+                                                name="sheaf-relay-sender")
+                self._sender.start()
+        self._late.put(job_id)
+
+    def _send_late(self) -> None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as waiting:
+            waiting.settimeout(RELAY_SEND_TIMEOUT)
+            while (job_id := self._late.get()) is not None:
+                try:
+                    waiting.sendto(job_id.encode(), self.address)
+                except OSError as exc:  # (as above: maintenance offers it later)
+                    log.warning("could not hand job %s to the server's executor: %s",
+                                job_id, exc)
+
     def shutdown(self, graceful: bool = True) -> None:
+        if self._sender is not None:
+            self._late.put(None)
+            self._sender.join(timeout=RELAY_SEND_TIMEOUT)
         self._socket.close()
 
 

@@ -93,7 +93,13 @@ def test_members_aggregate_refresh_and_data(client: TestClient, runtime: Runtime
     runtime.executor.paused = True  # type: ignore[attr-defined]
     r = client.get(f"/members/{guid}/aggregate", headers=headers)
     assert r.status_code == 200 and r.json()["member"]["is_being_aggregated"] is True
+    queued = runtime.executor.pending[-1]  # type: ignore[attr-defined]
+    # (the queued job, not the finished one before it, although it has not started)
+    assert r.json()["member"]["most_recent_job_guid"] == f"JOB-{queued}"
+    assert members[0]["most_recent_job_guid"] != f"JOB-{queued}"
     runtime.executor.drain()  # type: ignore[attr-defined]
+    done = client.get(f"/members/{guid}", headers=headers).json()["member"]
+    assert done["most_recent_job_guid"] == f"JOB-{queued}" and not done["is_being_aggregated"]
     for method, path in (("POST", "refresh"), ("GET", "refresh"), ("POST", "aggregate")):
         r = client.request(method, f"/members/{guid}/{path}", headers=headers,
                            json={"include_transactions": False, "include_holdings": False})

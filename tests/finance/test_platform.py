@@ -215,6 +215,19 @@ def test_aggregate_while_running_is_202_without_a_new_job(
     assert _status(client, mx_auth, user, guid)["is_being_aggregated"] is False
 
 
+def test_aggregate_is_scoped_to_the_client_and_user(
+        client: TestClient, mx_auth: dict[str, str], runtime: Runtime,
+        make_mx_client: Callable[[], tuple[str, str]], new_user: Callable[..., str],
+        new_member: Callable[..., dict[str, Any]]) -> None:
+    user, stranger = new_user(), new_user()
+    guid = new_member(user)["guid"]
+    other = basic(*make_mx_client())
+    for auth, owner in ((other, user), (mx_auth, stranger), (mx_auth, "USR-nobody")):
+        r = client.post(f"/users/{owner}/members/{guid}/aggregate", headers=auth)
+        assert r.status_code == 404 and r.json()["error"]["message"], (owner, r.text)
+    assert _jobs(runtime, guid) == 1  # only the create's
+
+
 def test_minimum_interval_after_success(client: TestClient, mx_auth: dict[str, str],
                                         runtime: Runtime, new_user: Callable[..., str],
                                         new_member: Callable[..., dict[str, Any]]) -> None:
@@ -463,3 +476,32 @@ def test_credentials_are_sealed_at_rest(client: TestClient, mx_auth: dict[str, s
     assert oct(os.stat(key).st_mode & 0o777) == "0o600"
     member = client.get(f"/users/{user}/members/{guid}", headers=mx_auth).text
     assert "s3cret-pass" not in member
+
+
+def test_read_one_account_and_one_transaction_by_guid(
+        client: TestClient, mx_auth: dict[str, str],
+        make_mx_client: Callable[[], tuple[str, str]], new_user: Callable[..., str],
+        new_member: Callable[..., dict[str, Any]]) -> None:
+    user, stranger = new_user(), new_user()
+    new_member(user)
+    accounts = client.get(f"/users/{user}/accounts", headers=mx_auth).json()["accounts"]
+    for listed in accounts:
+        one = client.get(f"/users/{user}/accounts/{listed['guid']}", headers=mx_auth)
+        assert one.status_code == 200 and one.json() == {"account": listed}
+    # (an old one: reading by guid knows no date window)
+    oldest = client.get(f"/users/{user}/transactions", headers=mx_auth,
+                        params={"from_date": "2000-01-01", "records_per_page": 1000}
+                        ).json()["transactions"][-1]
+    one = client.get(f"/users/{user}/transactions/{oldest['guid']}", headers=mx_auth)
+    assert one.status_code == 200 and one.json() == {"transaction": oldest}
+
+    other = basic(*make_mx_client())
+    account, transaction = accounts[0]["guid"], oldest["guid"]
+    for auth, owner, path in (
+            (mx_auth, user, "accounts/ACT-nope"), (mx_auth, user, "transactions/TRN-nope"),
+            (mx_auth, user, f"accounts/{transaction}"), (mx_auth, user, f"transactions/{account}"),
+            (mx_auth, stranger, f"accounts/{account}"),
+            (mx_auth, stranger, f"transactions/{transaction}"),
+            (other, user, f"accounts/{account}"), (other, user, f"transactions/{transaction}")):
+        r = client.get(f"/users/{owner}/{path}", headers=auth)
+        assert r.status_code == 404 and r.json()["error"]["message"], (owner, path, r.text)

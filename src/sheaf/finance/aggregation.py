@@ -8,9 +8,9 @@ at any point leaves the member's previous data, and the member tells the truth a
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -31,7 +31,7 @@ from sheaf.finance.connectors import (
     connector_for,
 )
 from sheaf.finance.connectors.base import MemberContext
-from sheaf.finance.engine import KindDiff, diff, drop_posted_twins
+from sheaf.finance.engine import KindDiff, diff, drop_posted_twins_frame, encode
 from sheaf.finance.ids import new_guid, new_guids
 from sheaf.finance.models import Challenge, FinAccount, FinHolding, FinTransaction, Member
 from sheaf.finance.statuses import message_for
@@ -43,7 +43,6 @@ from sheaf.kit import bulk
 from sheaf.kit.base import utcnow
 
 log = logging.getLogger(__name__)
-CHUNK = 500
 
 Progress = Callable[[int, int | None, str], None]
 
@@ -101,11 +100,12 @@ def aggregate(run: Run, payload: dict[str, Any], progress: Progress) -> JobOutco
     if payload.get("blob"):
         config["statement"] = str(BlobStore(run.settings.blob_dir).path(str(payload["blob"])))
 
-    start = {"aggregated_at": utcnow(), "is_authenticated": False,
+    start = {"aggregated_at": utcnow(), "job_id": run.job_id, "is_authenticated": False,
              "has_processed_accounts": False, "has_processed_transactions": False}
     if answers is not None:
         start.update(connection_status="RESUMED",
                      connection_status_message=message_for("RESUMED", name))
+    clock = Clock()
     run.member_update(member_guid, **start)
     progress(0, 4, "Logging in")
     connector = connector_for(institution.connector, config)
@@ -113,19 +113,21 @@ def aggregate(run: Run, payload: dict[str, Any], progress: Progress) -> JobOutco
         login = connector.login(credentials, answers)
         if login.status == "CHALLENGED":
             return _challenged(run, member_guid, login, name)
+        clock.lap("login")
         run.member_update(member_guid, is_authenticated=True)
         progress(1, 4, "Gathering accounts, transactions and holdings")
         context = MemberContext(member.guid, member.created_at.date(), member.generation)
         snapshot = connector.fetch(
             context, credentials, transactions=bool(payload.get("include_transactions", True)),
             holdings=bool(payload.get("include_holdings", True)))
+        clock.lap("fetch")
     except ConnectorError as refused:
         _refused(run, member_guid, refused, name)
         raise JobFailed(refused.status.lower(), refused.message) from None
     run.member_update(member_guid, has_processed_accounts=True,
                       has_processed_transactions=snapshot.transactions is not None)
     progress(2, 4, "Reconciling")
-    counters = _apply(run, member, snapshot, name)
+    counters = _apply(run, member, snapshot, name, clock)
     progress(4, 4, "Connected")
     return JobOutcome(counters=counters)
 
@@ -170,68 +172,43 @@ def _refused(run: Run, member_guid: str, refused: ConnectorError, name: str) -> 
                     challenge_expires_at=None)
 
 
-def _apply(run: Run, member: Member, snapshot: Snapshot, name: str) -> dict[str, Any]:
-    """Diff and write in one transaction with the member's new status and the counters."""
+KINDS = (("accounts", FinAccount, "ACT"), ("transactions", FinTransaction, "TRN"),
+         ("holdings", FinHolding, "HOL"))
+# the columns each kind writes besides the constant ones (member, user, timestamps)
+COLUMNS = {"accounts": ["guid", "id", "content_hash", "data"],
+           "transactions": ["guid", "id", "account_guid", "date", "content_hash", "data"],
+           "holdings": ["guid", "id", "account_guid", "content_hash", "data"]}
+
+
+def _apply(run: Run, member: Member, snapshot: Snapshot, name: str, clock: Clock
+           ) -> dict[str, Any]:
+    """Diff and write in one transaction with the member's new status and the counters.
+    (Encoding and hashing happen before it: the write lock is held only to diff and write.)"""
     counters: dict[str, Any] = {}
     transactions = snapshot.transactions
     if transactions is not None:
-        transactions, twins = drop_posted_twins(transactions)
+        transactions, twins = drop_posted_twins_frame(transactions)
         counters["pending_replaced_by_posted"] = len(twins)
+    clock.lap("status")
+    incoming = {kind: encode(records) for kind, records in (
+        ("accounts", snapshot.accounts), ("transactions", transactions),
+        ("holdings", snapshot.holdings)) if records is not None}
+    clock.lap("encode")
     now = utcnow()
     with run.db.write() as session:
         run.fence(session)
-        accounts = diff(snapshot.accounts, repository.stored(session, FinAccount, member.guid))
-        account_guids = {ident: guid for ident, (guid, _) in
-                         repository.stored(session, FinAccount, member.guid).items()}
-        created_accounts = _guids("ACT", accounts)
-        account_guids.update(created_accounts)
-        ignored = 0
-        diffs: dict[str, KindDiff] = {"accounts": accounts}
-        rows: dict[str, list[dict[str, Any]]] = {}
-        for kind, model, records in (
-                ("transactions", FinTransaction, transactions),
-                ("holdings", FinHolding, snapshot.holdings)):
-            if records is None:
-                continue
-            known = [r for r in records if str(r.get("account_id")) in account_guids]
-            ignored += len(records) - len(known)
-            diffs[kind] = diff(known, repository.stored(session, model, member.guid))
-        # (deletes first: a removed account takes its records with it)
-        gone: list[tuple[str, type[FinAccount | FinTransaction | FinHolding]]] = [
-            ("transactions", FinTransaction), ("holdings", FinHolding), ("accounts", FinAccount)]
-        for kind, gone_model in gone:
-            if kind in diffs:
-                for chunk in _chunks(diffs[kind].deleted):
-                    session.execute(delete(gone_model).where(gone_model.guid.in_(chunk)))
-        base = {"member_guid": member.guid, "user_guid": member.user_guid}
-        rows["accounts"] = [
-            {**base, "guid": created_accounts[str(r["id"])], "id": str(r["id"]),
-             "content_hash": h, "data": r, "created_at": now, "updated_at": now}
-            for r, h in accounts.created]
-        _write(session, FinAccount, rows["accounts"], accounts, now, {})
-        for kind, model, prefix in (("transactions", FinTransaction, "TRN"),
-                                    ("holdings", FinHolding, "HOL")):
-            if kind not in diffs:
-                continue
-            d = diffs[kind]
-            guids = new_guids(prefix, len(d.created))
-            extra = (lambda r: {"date": str(r["date"])}) if kind == "transactions" \
-                else (lambda r: {})
-            new = [{**base, "guid": g, "id": str(r["id"]),
-                    "account_guid": account_guids[str(r["account_id"])],
-                    "content_hash": h, "data": r, "created_at": now, "updated_at": now,
-                    **extra(r)} for g, (r, h) in zip(guids, d.created, strict=True)]
-            _write(session, model, new, d, now,
-                   {"account_guid": account_guids} | ({"date": True} if kind == "transactions"
-                                                      else {}))
+        clock.lap("lock")
+        diffs, ignored = _plan(session, member.guid, incoming)
+        clock.lap("diff")
+        _write(session, member, diffs, now)
+        clock.lap("write")
         for kind, d in diffs.items():
-            counters[f"{kind}_created"] = len(d.created)
-            counters[f"{kind}_updated"] = len(d.updated)
+            counters[f"{kind}_created"] = d.created.height
+            counters[f"{kind}_updated"] = d.updated.height
             counters[f"{kind}_deleted"] = len(d.deleted)
             counters[f"{kind}_unchanged"] = d.unchanged
         counters["ignored"] = ignored + sum(d.duplicates for d in diffs.values())
-        writes = sum(d.writes for d in diffs.values())
-        counters["rows_written"] = writes
+        counters["rows_written"] = sum(d.writes for d in diffs.values())
         session.execute(delete(Challenge).where(Challenge.member_guid == member.guid))
         _set_member(session, member.guid, connection_status="CONNECTED",
                     connection_status_message=message_for("CONNECTED", name),
@@ -240,43 +217,74 @@ def _apply(run: Run, member: Member, snapshot: Snapshot, name: str) -> dict[str,
                     has_processed_accounts=True,
                     has_processed_transactions=snapshot.transactions is not None)
         run.fence(session, counters=counters)
-    log.info("member %s aggregated: %s", member.guid, counters)
+    clock.lap("commit")
+    log.info("member %s aggregated: %s (seconds: %s)", member.guid, counters, clock)
     return counters
 
 
-def _guids(prefix: str, d: KindDiff) -> dict[str, str]:
-    ids = [str(r["id"]) for r, _ in d.created]
-    return dict(zip(ids, new_guids(prefix, len(ids)), strict=True))
+class Clock:
+    """Seconds spent in each phase, for the log (where time goes, on a real server)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._last, 4)
+        self._last = now
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in self.laps.items())
 
 
-def _write(session: Session, model: type[FinAccount | FinTransaction | FinHolding],
-           new: list[dict[str, Any]], d: KindDiff, now: Any, extra: dict[str, Any]) -> None:
-    if new:
-        # (beneath the ORM: a first aggregation inserts tens of thousands of rows)
-        conn = session.connection()
-        stamp = bulk.timestamp(conn, now)
-        constants = {"member_guid": new[0]["member_guid"], "user_guid": new[0]["user_guid"],
-                     "created_at": stamp, "updated_at": stamp}
-        columns = [c for c in new[0] if c not in constants]
-        frame = pl.DataFrame(
-            {c: [json.dumps(r[c]) if c == "data" else r[c] for r in new] for c in columns},
-            schema={c: pl.String for c in columns})
-        bulk.insert_frame(conn, model.__tablename__, frame, constants=constants)
-    if not d.updated:
-        return
-    changes = []
-    for guid, record, digest in d.updated:
-        row: dict[str, Any] = {"guid": guid, "content_hash": digest, "data": record,
-                               "updated_at": now}
-        if "account_guid" in extra:
-            row["account_guid"] = extra["account_guid"][str(record["account_id"])]
-        if "date" in extra:
-            row["date"] = str(record["date"])
-        changes.append(row)
-    for chunk in _chunks(changes):
-        session.execute(update(model), chunk)
+def _plan(session: Session, member_guid: str, incoming: dict[str, pl.DataFrame]
+          ) -> tuple[dict[str, KindDiff], int]:
+    """Each kind's diff against what is stored (created records get their guids, and
+    transactions and holdings their account's guid), and how many records were ignored
+    for naming an account the snapshot lacks."""
+    accounts = diff(incoming["accounts"], repository.stored(session, FinAccount, member_guid))
+    accounts.created = accounts.created.with_columns(
+        pl.Series("guid", new_guids("ACT", accounts.created.height), dtype=pl.String))
+    # (only the snapshot's accounts: records of a deleted one go with it)
+    owners = pl.concat([
+        incoming["accounts"].select("id").unique().join(
+            repository.stored(session, FinAccount, member_guid).select("id", "guid"), on="id"),
+        accounts.created.select("id", "guid")]).rename(
+        {"id": "account_id", "guid": "account_guid"})
+    diffs = {"accounts": accounts}
+    ignored = 0
+    for kind, model, prefix in KINDS[1:]:
+        if kind not in incoming:
+            continue
+        known = incoming[kind].join(owners, on="account_id", maintain_order="left")
+        ignored += incoming[kind].height - known.height
+        d = diff(known, repository.stored(session, model, member_guid))
+        d.created = d.created.with_columns(
+            pl.Series("guid", new_guids(prefix, d.created.height), dtype=pl.String))
+        diffs[kind] = d
+    return diffs, ignored
 
 
-def _chunks(items: list[Any]) -> Iterator[list[Any]]:
-    for i in range(0, len(items), CHUNK):
-        yield items[i:i + CHUNK]
+def _write(session: Session, member: Member, diffs: dict[str, KindDiff], now: Any) -> None:
+    """Beneath the ORM (a first aggregation inserts tens of thousands of rows): deletes
+    first, as a removed account takes its records with it; then inserts and updates."""
+    conn = session.connection()
+    stamp = bulk.timestamp(conn, now)
+    for kind, model, _ in reversed(KINDS):
+        if kind in diffs:
+            bulk.execute_frame(conn, f"DELETE FROM {model.__tablename__} WHERE guid = ?",
+                               pl.DataFrame({"guid": diffs[kind].deleted}, schema={
+                                   "guid": pl.String}))
+    constants = {"member_guid": member.guid, "user_guid": member.user_guid,
+                 "created_at": stamp, "updated_at": stamp}
+    for kind, model, _ in KINDS:
+        if kind not in diffs:
+            continue
+        d, table, columns = diffs[kind], model.__tablename__, COLUMNS[kind]
+        bulk.insert_frame(conn, table, d.created.select(columns), constants=constants)
+        changed = [c for c in columns if c not in ("guid", "id")]
+        bulk.execute_frame(
+            conn, f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in changed)}, "
+                  "updated_at = ? WHERE guid = ?",
+            d.updated.select(*changed, pl.lit(stamp).alias("updated_at"), "guid"))

@@ -17,7 +17,10 @@ def aggregate_member(ctx: JobContext) -> JobOutcome:
     from sheaf.finance.aggregation import Run, aggregate
 
     def progress(current: int, total: int | None, message: str) -> None:
-        ctx.progress(current, total, message, force=True)
+        # (throttled like every job's: a member that aggregates in a tenth of a second
+        # need not take the database's write lock four more times to say so; the
+        # member's own status flags, which MX clients poll, are written as it goes)
+        ctx.progress(current, total, message)
 
     blob = ctx.payload.get("blob")
     try:

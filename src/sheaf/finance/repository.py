@@ -3,11 +3,13 @@ everything else to its user."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
+import polars as pl
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from sheaf.finance.engine import STORED
 from sheaf.finance.models import (
     Challenge,
     FinAccount,
@@ -19,6 +21,9 @@ from sheaf.finance.models import (
 )
 from sheaf.jobs.models import Job
 from sheaf.jobs.states import ACTIVE
+from sheaf.kit import bulk
+
+Gathered = TypeVar("Gathered", FinAccount, FinTransaction, FinHolding)
 
 
 def user(session: Session, client_id: str, user_guid: str) -> FinUser | None:
@@ -61,12 +66,21 @@ def challenges(session: Session, member_guid: str) -> list[Challenge]:
         .order_by(Challenge.position)).scalars())
 
 
+def of_user(session: Session, model: type[Gathered], user_guid: str, guid: str
+            ) -> Gathered | None:
+    """One gathered record (account, transaction, holding) by guid, if it is the user's."""
+    found = session.get(model, guid)
+    return found if found is not None and found.user_guid == user_guid else None
+
+
 def stored(session: Session, model: type[FinAccount | FinTransaction | FinHolding],
-           member_guid: str) -> dict[str, tuple[str, str]]:
-    """institution id -> (guid, content hash) of a member's stored records of one kind."""
-    rows = session.execute(
-        select(model.id, model.guid, model.content_hash).where(model.member_guid == member_guid))
-    return {ident: (guid, digest) for ident, guid, digest in rows}
+           member_guid: str) -> pl.DataFrame:
+    """A member's stored records of one kind: institution id, guid, content hash (read
+    beneath the ORM: a member may have tens of thousands)."""
+    return bulk.fetch_frame(
+        session.connection(),
+        f"SELECT id, guid, content_hash FROM {model.__tablename__} WHERE member_guid = ?",
+        [member_guid], STORED)
 
 
 def page(session: Session, query: Select[Any], page_no: int, per_page: int

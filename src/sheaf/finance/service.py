@@ -238,21 +238,28 @@ def _cancel_active(runtime: Runtime, member_guid: str) -> None:
 
 @dataclass(frozen=True)
 class Submitted:
-    started: bool  # False: one was running, or inside the minimum interval
-    job_id: str | None
+    started: bool  # False: one was queued or running, or inside the minimum interval
+    job_id: str | None  # the job started, or the one queued or running
+    busy: bool = False  # whether the member is being aggregated now (True if started)
+    # the member, its institution and (given user_guid) user as read to decide, for the
+    # caller's answer
+    member: Member | None = None
+    institution: Institution | None = None
+    user: FinUser | None = None
 
 
-def being_aggregated(session: Session, member_guids: list[str]) -> set[str]:
-    """Members with an aggregation queued or running (from the job rows: the truth)."""
+def being_aggregated(session: Session, member_guids: list[str]) -> dict[str, str]:
+    """Members with an aggregation queued or running, and its job id (from the job rows:
+    the truth)."""
     from sheaf.jobs.models import Job
     from sheaf.jobs.states import ACTIVE
 
     if not member_guids:
-        return set()
+        return {}
     keys = {lock_key(g): g for g in member_guids}
-    rows = session.execute(select(Job.lock_key).where(
+    rows = session.execute(select(Job.lock_key, Job.id).where(
         Job.lock_key.in_(list(keys)), Job.status.in_([s.value for s in ACTIVE])))
-    return {keys[k] for k in rows.scalars() if k in keys}
+    return {keys[k]: job_id for k, job_id in rows if k in keys}
 
 
 def being_aggregated_now(runtime: Runtime, member_guid: str) -> bool:
@@ -263,15 +270,16 @@ def being_aggregated_now(runtime: Runtime, member_guid: str) -> bool:
 def aggregate(runtime: Runtime, client_id: str, member_guid: str, *,
               include_transactions: bool = True, include_holdings: bool = True,
               resume: bool = False, pfm_required: bool = True,
-              blob: str | None = None) -> Submitted:
+              blob: str | None = None, user_guid: str | None = None) -> Submitted:
     """Start an aggregation unless one is running or the last success is too recent.
 
-    A statement-file member aggregates an uploaded file (``blob``, which belongs to the
-    job from here on, or is deleted when no job starts)."""
+    With ``user_guid``, the member must be that user's and the user the client's (checked
+    in the same read). A statement-file member aggregates an uploaded file (``blob``,
+    which belongs to the job from here on, or is deleted when no job starts)."""
     try:
         return _aggregate(runtime, client_id, member_guid, blob=blob, resume=resume,
                           pfm_required=pfm_required, include_holdings=include_holdings,
-                          include_transactions=include_transactions)
+                          include_transactions=include_transactions, user_guid=user_guid)
     except BaseException:
         if blob:
             runtime.blobs.delete(blob)
@@ -280,12 +288,18 @@ def aggregate(runtime: Runtime, client_id: str, member_guid: str, *,
 
 def _aggregate(runtime: Runtime, client_id: str, member_guid: str, *,
                include_transactions: bool, include_holdings: bool, resume: bool,
-               pfm_required: bool, blob: str | None) -> Submitted:
-    # (a read: "already running" must not queue behind an aggregation's write on SQLite)
+               pfm_required: bool, blob: str | None, user_guid: str | None) -> Submitted:
+    # (one read: "already running" must not queue behind an aggregation's write on SQLite,
+    # and the answer is made from what it read: the endpoint is called in a loop)
     with runtime.db.read() as session:
-        member = session.get(Member, member_guid)
-        if member is None:
-            raise NotFound(f"Member {member_guid} was not found")
+        user = get_user(session, client_id, user_guid) if user_guid is not None else None
+        if user is not None:
+            member = get_member(session, user, member_guid)
+        else:
+            found = session.get(Member, member_guid)
+            if found is None:
+                raise NotFound(f"Member {member_guid} was not found")
+            member = found
         institution = get_institution(session, member.institution_code)
         if pfm_required and member.use_cases is not None and "PFM" not in member.use_cases:
             raise Forbidden(f"Member {member_guid}'s use_cases do not include PFM, which "
@@ -295,10 +309,11 @@ def _aggregate(runtime: Runtime, client_id: str, member_guid: str, *,
         if institution.connector in NO_CREDENTIALS and blob is None:
             raise BadRequest(f"Member {member_guid} aggregates uploaded statement files: POST "
                              "one to .../statement_file")
-        if being_aggregated(session, [member_guid]):
+        running = being_aggregated(session, [member_guid]).get(member_guid)
+        if running is not None:
             if blob:
                 runtime.blobs.delete(blob)
-            return Submitted(False, member.job_id)
+            return Submitted(False, running, True, member, institution, user)
         interval = runtime.settings.finance.min_interval_seconds
         last = member.successfully_aggregated_at
         # (off for sandbox institutions, as on MX Bank, unless their config asks for it)
@@ -306,7 +321,7 @@ def _aggregate(runtime: Runtime, client_id: str, member_guid: str, *,
             "throttled", institution.connector not in {"sandbox", *NO_CREDENTIALS}))
         if (not resume and throttled and last is not None
                 and utcnow() - last < timedelta(seconds=interval)):
-            return Submitted(False, member.job_id)
+            return Submitted(False, member.job_id, False, member, institution, user)
     payload: dict[str, Any] = {
         "member_guid": member_guid, "include_transactions": include_transactions,
         "include_holdings": include_holdings, "resume": resume}
@@ -315,14 +330,13 @@ def _aggregate(runtime: Runtime, client_id: str, member_guid: str, *,
     try:
         job = runtime.jobs.submit(AGGREGATE, payload, lock_key=lock_key(member_guid),
                                   subject_id=member_guid, launcher=client_id, total=4)
-    except LockHeld:
+    except LockHeld as held:
         if blob:
             runtime.blobs.delete(blob)
-        return Submitted(False, None)
-    with runtime.db.write() as session:
-        session.execute(update(Member).where(Member.guid == member_guid)
-                        .values(job_id=job.id).execution_options(synchronize_session=False))
-    return Submitted(True, job.id)
+        return Submitted(False, held.holder_id, True, member, institution, user)
+    # (member.job_id is written by the job as it starts: no second write here, and
+    # until then readers take the queued job's id from the job rows)
+    return Submitted(True, job.id, True, member, institution, user)
 
 
 def _expire(runtime: Runtime, member_guid: str, institution: str) -> None:

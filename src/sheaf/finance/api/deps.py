@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sheaf.auth.mx import BasicVerifier
 from sheaf.errors import BadRequest, RateLimited, Unauthorized
+from sheaf.kit.base import utcnow
 from sheaf.runtime import Runtime, get_runtime
 
 PLATFORM_MEDIA = "application/vnd.mx.api.v1+json"
@@ -93,8 +94,9 @@ def paging(request: Request) -> tuple[int, int]:
 
 
 def date_range(request: Request) -> tuple[str, str]:
-    """from_date (default 120 days ago) and to_date (default 5 days ahead), YYYY-MM-DD."""
-    today = date.today()
+    """from_date (default 120 days ago) and to_date (default 5 days ahead), YYYY-MM-DD,
+    both included. Days are UTC days (MX's), not the server's local ones."""
+    today = utcnow().date()
 
     def parse(name: str, default: date) -> date:
         raw = request.query_params.get(name)

@@ -119,6 +119,7 @@ def _view(runtime: Runtime, who: NexusUser, guids: list[str]) -> list[dict[str, 
             Institution.code.in_({m.institution_code for m in members}))).scalars()}
         return [wire.member_json(m, institutions[m.institution_code],
                                  being_aggregated=m.guid in busy,
+                                 job_id=busy.get(m.guid, m.job_id),
                                  status=service.effective_status(m)) for m in members]
 
 

@@ -34,7 +34,8 @@ def _triple(out: dict[str, Any], name: str, value: Any) -> None:
 
 
 def member_json(member: Member, institution: Institution, *, being_aggregated: bool,
-                status: str | None) -> dict[str, Any]:
+                job_id: str | None, status: str | None) -> dict[str, Any]:
+    """``job_id``: the member's queued or running job, else its last one."""
     return {
         "aggregated_at": ts(member.aggregated_at),
         "background_aggregation_is_disabled": member.background_aggregation_is_disabled,
@@ -46,7 +47,7 @@ def member_json(member: Member, institution: Institution, *, being_aggregated: b
         "is_being_aggregated": being_aggregated, "is_managed_by_user": True,
         "is_manual": member.is_manual, "is_oauth": member.is_oauth, "is_user_created": True,
         "metadata": member.metadata_,
-        "most_recent_job_guid": f"JOB-{member.job_id}" if member.job_id else None,
+        "most_recent_job_guid": f"JOB-{job_id}" if job_id else None,
         "name": member.name,
         "needs_updated_credentials": status in {"DENIED", "PREVENTED", "IMPAIRED"},
         "revision": member.revision,

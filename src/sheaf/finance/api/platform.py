@@ -15,7 +15,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from sheaf.errors import BadRequest, PayloadTooLarge
+from sheaf.errors import BadRequest, NotFound, PayloadTooLarge
 from sheaf.finance import repository, service
 from sheaf.finance.api import docs, wire
 from sheaf.finance.api.deps import (
@@ -258,13 +258,13 @@ def aggregate_member(user_guid: str, member_guid: str, request: Request,
     success (not for sandbox institutions), 202 again and no new job."""
     transactions = flag(request, "include_transactions")
     holdings = flag(request, "include_holdings")
-    with runtime.db.read() as session:
-        user = service.get_user(session, client_id, user_guid)
-        service.get_member(session, user, member_guid)
-    service.aggregate(runtime, client_id, member_guid, include_transactions=transactions,
-                      include_holdings=holdings)
-    return PlatformJSON(_read_member(runtime, client_id, user_guid, member_guid),
-                        status_code=202)
+    # (answered from the decision's own read: no second look at the member)
+    done = service.aggregate(runtime, client_id, member_guid, user_guid=user_guid,
+                             include_transactions=transactions, include_holdings=holdings)
+    assert done.member is not None and done.institution is not None and done.user is not None
+    return PlatformJSON({"member": wire.member_json(
+        done.member, done.user, done.institution, being_aggregated=done.busy,
+        status=service.effective_status(done.member))}, status_code=202)
 
 
 @router.get("/users/{user_guid}/members/{member_guid}/status")
@@ -357,6 +357,27 @@ def list_user_accounts(user_guid: str, request: Request, runtime: Runtime = Depe
     return _accounts(runtime, request, client_id, user_guid, None)
 
 
+def _one(session: Session, model: type[repository.Gathered], user: FinUser, guid: str,
+         kind: str) -> repository.Gathered:
+    found = repository.of_user(session, model, user.guid, guid)
+    if found is None:
+        raise NotFound(f"{kind} {guid} was not found for user {user.guid}")
+    return found
+
+
+@router.get("/users/{user_guid}/accounts/{account_guid}")
+def read_account(user_guid: str, account_guid: str, runtime: Runtime = Depends(get_runtime),
+                 client_id: str = Depends(mx_client)) -> PlatformJSON:
+    """One of a user's accounts."""
+    with runtime.db.read() as session:
+        user = service.get_user(session, client_id, user_guid)
+        account = _one(session, FinAccount, user, account_guid, "Account")
+        member = service.get_member(session, user, account.member_guid)
+        institution = service.get_institution(session, member.institution_code)
+        return PlatformJSON({"account": wire.account_json(account, member, institution,
+                                                          user.id)})
+
+
 def transactions_page(session: Session, query: Select[Any], page: int, per_page: int,
                       user: FinUser) -> tuple[list[dict[str, Any]], int]:
     rows, total = repository.page(session, query, page, per_page)
@@ -396,6 +417,19 @@ def list_transactions(user_guid: str, request: Request, runtime: Runtime = Depen
                       client_id: str = Depends(mx_client)) -> PlatformJSON:
     """A user's transactions in the date range, newest first."""
     return _transactions(runtime, request, client_id, user_guid, None)
+
+
+@router.get("/users/{user_guid}/transactions/{transaction_guid}")
+def read_transaction(user_guid: str, transaction_guid: str,
+                     runtime: Runtime = Depends(get_runtime),
+                     client_id: str = Depends(mx_client)) -> PlatformJSON:
+    """One of a user's transactions (whatever its date)."""
+    with runtime.db.read() as session:
+        user = service.get_user(session, client_id, user_guid)
+        found = _one(session, FinTransaction, user, transaction_guid, "Transaction")
+        items, _ = transactions_page(session, select(FinTransaction).where(
+            FinTransaction.guid == found.guid), 1, 1, user)
+    return PlatformJSON({"transaction": items[0]})
 
 
 def _holdings(runtime: Runtime, request: Request, client_id: str, user_guid: str,

@@ -7,6 +7,8 @@ from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Protocol
 
+import polars as pl
+
 CENT = Decimal("0.01")
 
 
@@ -38,11 +40,13 @@ class Snapshot:
 
     accounts: {"id", ...wire fields}; transactions: {"id", "account_id", "date",
     "status", ...}; holdings: {"id", "account_id", ...}. ``None`` for a kind that was
-    not asked for (its stored records stay as they are).
+    not asked for (its stored records stay as they are). A connector with many
+    transactions may give them as a polars frame of those columns instead (encoded and
+    hashed by polars, not record by record).
     """
 
     accounts: list[dict[str, Any]]
-    transactions: list[dict[str, Any]] | None
+    transactions: list[dict[str, Any]] | pl.DataFrame | None
     holdings: list[dict[str, Any]] | None
 
 

@@ -21,10 +21,14 @@ Config (institution ``config``): ``transactions_per_account``, ``holdings``, ``p
 
 from __future__ import annotations
 
+import array
 import random
+import sys
 import time
 from datetime import timedelta
 from typing import Any
+
+import polars as pl
 
 from sheaf.finance.connectors.base import ConnectorError, Login, MemberContext, Snapshot, money
 
@@ -87,36 +91,49 @@ class SandboxConnector:
         accounts = [_account(member, spec) for spec in _ACCOUNTS]
         rows = None
         if transactions:
-            rows = []
+            frames = []
             for spec in _ACCOUNTS:
                 count = int(per_account) if per_account is not None else spec[4]
-                rows.extend(self._transactions(member, spec[0], count))
+                frames.append(self._transactions(member, spec[0], count))
+            rows = pl.concat([*frames, pl.DataFrame(self._pending_and_posted(member),
+                                                     schema=frames[0].schema)])
         held = _holdings(member, int(self.config.get("holdings", 5))) if holdings else None
         return Snapshot(accounts, rows, held)
 
-    def _transactions(self, member: MemberContext, account: str, count: int
-                      ) -> list[dict[str, Any]]:
-        rng = random.Random(f"{member.guid}:{account}")
+    def _transactions(self, member: MemberContext, account: str, count: int) -> pl.DataFrame:
+        """An account's posted transactions, built by polars from one seeded stream of
+        random numbers (three a transaction: merchant, amount, category code)."""
         change_every = int(self.config.get("change_every") or 0)
         change_from = int(self.config.get("change_from_generation") or 0)
-        start = member.created_on - timedelta(days=HISTORY_DAYS)
-        out = []
-        days = [(start + timedelta(days=d)).isoformat() for d in range(HISTORY_DAYS)]
         moved = member.generation if member.generation >= change_from else 0
-        for k in range(count):
-            day = days[(k * HISTORY_DAYS) // max(count, 1)]
-            merchant = _MERCHANTS[int(rng.random() * len(_MERCHANTS))]
-            cents = 100 + int(rng.random() * 24901)
-            if change_every and k % change_every == 0:
-                cents += moved
-            out.append(_transaction(f"{account}-t{k}", account, day, merchant, cents,
-                                    "POSTED", rng))
-        if account == "chk-1":
-            out.extend(self._pending_and_posted(member, rng))
-        return out
+        draws = _draws(f"{member.guid}:{account}", 3 * count)
+        k = pl.col("k")
+        cents = 100 + pl.col("r2") % 24901 + (
+            pl.when(k % change_every == 0).then(moved).otherwise(0) if change_every else 0)
+        start = member.created_on - timedelta(days=HISTORY_DAYS)
+        day = (pl.lit(start) + pl.duration(days=(k * HISTORY_DAYS) // max(count, 1))
+               ).dt.strftime("%Y-%m-%d")
+        merchant = (pl.col("r1") % len(_MERCHANTS)).replace_strict(
+            dict(enumerate(_MERCHANTS)), return_dtype=pl.String)
+        frame = pl.DataFrame({"k": range(count), "r1": draws[0::3], "r2": draws[1::3],
+                              "r3": draws[2::3]}, schema=dict.fromkeys(("k", "r1", "r2", "r3"),
+                                                                        pl.Int64))
+        frame = frame.with_columns(day=day, merchant=merchant, cents=cents)
+        credit = pl.col("merchant") == "Payroll Deposit"
+        at = pl.col("day") + "T12:00:00Z"
+        return frame.select(
+            id=pl.format(f"{account}-t{{}}", k), account_id=pl.lit(account), date="day",
+            status=pl.lit("POSTED"),
+            amount=pl.format("{}.{}", pl.col("cents") // 100,
+                             (pl.col("cents") % 100).cast(pl.String).str.zfill(2)),
+            type=pl.when(credit).then(pl.lit("CREDIT")).otherwise(pl.lit("DEBIT")),
+            description="merchant", original_description=pl.col("merchant").str.to_uppercase(),
+            category=pl.col("merchant").replace_strict(_CATEGORIES, return_dtype=pl.String),
+            currency_code=pl.lit("USD"), transacted_at=at, posted_at=at,
+            is_income=credit, is_expense=~credit,
+            merchant_category_code=1000 + pl.col("r3") % 9000)
 
-    def _pending_and_posted(self, member: MemberContext, rng: random.Random
-                            ) -> list[dict[str, Any]]:
+    def _pending_and_posted(self, member: MemberContext) -> list[dict[str, Any]]:
         pending = int(self.config.get("pending", 3))
         out = []
         for g in range(member.generation + 1):
@@ -145,6 +162,14 @@ _CHALLENGES: dict[str, dict[str, Any]] = {
     "image": {"type": "IMAGE_DATA", "field_name": "What is in this picture?",
               "label": "What is in this picture?", "image_data": PIXEL},
 }
+
+
+def _draws(seed: str, count: int) -> array.array[int]:
+    """``count`` 32-bit random numbers, the same for a seed on every platform."""
+    values = array.array("I", random.Random(seed).randbytes(4 * count))
+    if sys.byteorder == "big":
+        values.byteswap()
+    return values
 
 
 def _account(member: MemberContext, spec: tuple[str, str, str, str, int]) -> dict[str, Any]:
