@@ -3,13 +3,11 @@ everything else to its user."""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import polars as pl
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from sheaf.finance.engine import STORED
 from sheaf.finance.models import (
     Challenge,
     FinAccount,
@@ -21,7 +19,9 @@ from sheaf.finance.models import (
 )
 from sheaf.jobs.models import Job
 from sheaf.jobs.states import ACTIVE
-from sheaf.kit import bulk
+
+if TYPE_CHECKING:
+    import polars as pl
 
 Gathered = TypeVar("Gathered", FinAccount, FinTransaction, FinHolding)
 
@@ -76,7 +76,11 @@ def of_user(session: Session, model: type[Gathered], user_guid: str, guid: str
 def stored(session: Session, model: type[FinAccount | FinTransaction | FinHolding],
            member_guid: str) -> pl.DataFrame:
     """A member's stored records of one kind: institution id, guid, content hash (read
-    beneath the ORM: a member may have tens of thousands)."""
+    beneath the ORM: a member may have tens of thousands). Only a job reads these, so
+    polars is imported here, not by the API processes that import this module."""
+    from sheaf.finance.engine import STORED
+    from sheaf.kit import bulk
+
     return bulk.fetch_frame(
         session.connection(),
         f"SELECT id, guid, content_hash FROM {model.__tablename__} WHERE member_guid = ?",
