@@ -20,21 +20,34 @@ def _api_bucket(path: str) -> str:
     return parts[1] if len(parts) > 1 and parts[1] == "v1" else parts[0]
 
 
+def bearer(runtime: Runtime, authorization: str) -> Principal:
+    """Who the Authorization header's bearer token says is calling (Unauthorized if none,
+    or not valid)."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("JWT validation failed: no bearer token in the Authorization header")
+    return decode(runtime.settings, token.strip())
+
+
+def count_request(runtime: Runtime, who: Principal, path: str) -> None:
+    """Spend one request of the caller's budget (RateLimited when it is spent). Only for a
+    limiter that does not wait on the network (``runtime.limiter.blocking``)."""
+    wait = runtime.limiter.hit(who.client_id, _api_bucket(path))
+    if wait is not None:
+        raise RateLimited(wait)
+
+
 async def principal(request: Request, runtime: Runtime = Depends(get_runtime)) -> Principal:
     # Checking a token is a little CPU: it runs on the event loop rather than paying for two
     # thread-pool hops per request; only a limiter that waits on the network gets a thread.
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("JWT validation failed: no bearer token in the Authorization header")
-    who = decode(runtime.settings, token.strip())
-    bucket = _api_bucket(request.url.path)
+    who = bearer(runtime, request.headers.get("authorization", ""))
     if runtime.limiter.blocking:
-        wait = await run_in_threadpool(runtime.limiter.hit, who.client_id, bucket)
+        wait = await run_in_threadpool(runtime.limiter.hit, who.client_id,
+                                       _api_bucket(request.url.path))
+        if wait is not None:
+            raise RateLimited(wait)
     else:
-        wait = runtime.limiter.hit(who.client_id, bucket)
-    if wait is not None:
-        raise RateLimited(wait)
+        count_request(runtime, who, request.url.path)
     return who
 
 

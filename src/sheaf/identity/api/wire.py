@@ -49,7 +49,8 @@ def ts(value: datetime | None) -> str | None:
     """ISO-8601 in UTC with milliseconds and Z, which every SDK version parses."""
     if value is None:
         return None
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # (isoformat: about a third cheaper than strftime, and a page renders 500 of them)
+    return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def completion_status(job: Job, *, load_accounts: bool = False) -> str | None:
