@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,6 +46,7 @@ def _reference(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if value is None else _without_none(dict(value), "name")
 
 
+@functools.lru_cache(maxsize=4096)  # (a load stamps all its rows alike: pages repeat them)
 def ts(value: datetime | None) -> str | None:
     """ISO-8601 in UTC with milliseconds and Z, which every SDK version parses."""
     if value is None:
@@ -248,6 +250,24 @@ def schema(row: SourceSchema) -> dict[str, Any]:
 
 
 def account(row: Account, source_row: Source | None, identity_name: str | None) -> dict[str, Any]:
+    return {**_account(row, source_row, identity_name),
+            "attributes": json.loads(row.attributes)}
+
+
+# as Starlette's JSONResponse renders
+_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def account_text(row: Account, source_row: Source | None, identity_name: str | None) -> str:
+    """``account`` as JSON text, its attributes the stored JSON text itself: parsing
+    and re-encoding them was about a third of a 250-account page's time."""
+    return (_JSON.encode(_account(row, source_row, identity_name))[:-1]
+            + ',"attributes":' + row.attributes + "}")
+
+
+def _account(row: Account, source_row: Source | None, identity_name: str | None
+             ) -> dict[str, Any]:
+    """An account but its attributes."""
     # An uncorrelated account has no identityId / identity (left out, not null).
     return _without_none({
         "id": row.id,
@@ -261,7 +281,6 @@ def account(row: Account, source_row: Source | None, identity_name: str | None) 
         "identityState": None,
         "connectionType": "file",
         "type": None,
-        "attributes": json.loads(row.attributes),
         "authoritative": bool(source_row and source_row.authoritative),
         "description": None,
         "disabled": False,
