@@ -84,10 +84,10 @@ def list_accounts(
         sources = {s.id: s for s in session.execute(
             select(Source).where(Source.id.in_({r.source_id for r in rows}))).scalars()}
     # (rendered here: FastAPI would first validate every account against the annotation)
-    texts = [wire.account_text(cast(Account, r), sources.get(r.source_id), r.identity_name)
-             for r in rows]
-    return Response("[" + ",".join(texts) + "]", media_type="application/json",
-                    headers=response.headers)
+    return Response(
+        wire.accounts_text((cast(Account, r), sources.get(r.source_id), r.identity_name)
+                           for r in rows),
+        media_type="application/json", headers=response.headers)
 
 
 @router.get("/v3/accounts/{id}")
