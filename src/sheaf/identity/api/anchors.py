@@ -37,7 +37,8 @@ def one_source(filters: str | None) -> str | None:
 
 class Anchors:
     def __init__(self) -> None:
-        self._keys: dict[tuple[str, str | None], list[str]] = {}
+        # (source id, generation) -> the keys found so far, and whether they reach the end
+        self._keys: dict[tuple[str, str | None], tuple[list[str], bool]] = {}
         self._lock = threading.Lock()
 
     def start(self, session: Session, source_id: str, offset: int
@@ -48,18 +49,29 @@ class Anchors:
             return None, offset
         generation = session.execute(
             select(Source.snapshot_generation).where(Source.id == source_id)).scalar()
-        with self._lock:  # (one thread finds a position; the others then reuse it)
-            keys = self._keys.pop((source_id, generation), None)
-            if keys is None and len(self._keys) >= SOURCES_KEPT:
-                self._keys.pop(next(iter(self._keys)))  # the least recently used
-            keys = self._extend(session, source_id, keys or [], offset // STEP)
-            self._keys[(source_id, generation)] = keys
         at = offset // STEP
-        return (keys[at], offset % STEP) if at < len(keys) else None
+        keys, complete = self._keys.get((source_id, generation), ([], False))
+        # One thread at a time looks further; it walks about what OFFSET would have. The
+        # others do not wait for it: they start from the furthest key known so far.
+        if at >= len(keys) and not complete and self._lock.acquire(blocking=False):
+            try:
+                keys, complete = self._extend(session, source_id, list(keys), at)
+                self._keys.pop((source_id, generation), None)
+                if len(self._keys) >= SOURCES_KEPT:
+                    self._keys.pop(next(iter(self._keys)))  # the least recently found
+                self._keys[(source_id, generation)] = keys, complete
+            finally:
+                self._lock.release()
+        if at < len(keys):
+            return keys[at], offset % STEP
+        if complete:
+            return None if keys else (None, offset)
+        return (keys[-1], offset - (len(keys) - 1) * STEP) if keys else (None, offset)
 
     @staticmethod
-    def _extend(session: Session, source_id: str, keys: list[str], at: int) -> list[str]:
-        """``keys`` up to position ``at`` (fewer when the source has fewer accounts)."""
+    def _extend(session: Session, source_id: str, keys: list[str], at: int
+                ) -> tuple[list[str], bool]:
+        """``keys`` up to position ``at``, and whether the source ends before it."""
         ordered = (select(Account.native_identity).where(Account.source_id == source_id)
                    .order_by(Account.native_identity).limit(1))
         while len(keys) <= at:
@@ -67,6 +79,6 @@ class Anchors:
                      else ordered)
             key = session.execute(query).scalar()
             if key is None:
-                break
+                return keys, True
             keys.append(key)
-        return keys
+        return keys, False
