@@ -177,7 +177,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     if runtime is not None:
         app.state.runtime = runtime
     _install_error_handlers(app)
-    app.add_middleware(TaskStatusFastPath, render_error=render_error)
+    app.add_middleware(TaskStatusFastPath)
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:

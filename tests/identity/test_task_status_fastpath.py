@@ -24,13 +24,18 @@ def plain(runtime: Runtime) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def answered(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The status of each response the fast path gave itself."""
-    statuses: list[int] = []
+def answered(monkeypatch: pytest.MonkeyPatch) -> list[int | str]:
+    """What the fast path took on itself: each response's status, or the error it raised
+    (which the app's handler for it then answers)."""
+    statuses: list[int | str] = []
     answer = TaskStatusFastPath._answer
 
     def spy(self: TaskStatusFastPath, scope: Any, task_id: str) -> Any:
-        response = answer(self, scope, task_id)
+        try:
+            response = answer(self, scope, task_id)
+        except Exception as exc:
+            statuses.append(type(exc).__name__)
+            raise
         if response is not None:
             statuses.append(response.status_code)
         return response
@@ -54,7 +59,7 @@ def same(fast: Any, route: Any) -> dict[str, Any]:
 def test_answers_equal_the_routes_and_only_the_common_case_is_taken(
     client: TestClient, plain: TestClient, make_token: Callable[..., str],
     make_source: Callable[..., dict[str, Any]], load: Callable[..., dict[str, Any]],
-    answered: list[int],
+    answered: list[int | str],
 ) -> None:
     source = make_source("Fast")
     task_id = load(source["id"], "id,name\nu1,A\nu2,B\n")["id"]
@@ -64,7 +69,8 @@ def test_answers_equal_the_routes_and_only_the_common_case_is_taken(
     cases = []
     for path in (f"/v2025/task-status/{task_id}", f"/beta/task-status/{task_id}",
                  f"/task-status/v1/{task_id}", "/v2025/task-status/0123456789abcdef",
-                 "/task-status/v1/pending-tasks", f"/v2026/task-status/{task_id}?x=1"):
+                 "/task-status/v1/pending-tasks", f"/v2026/task-status/{task_id}?x=1",
+                 "/v2025/task-status/a%00b"):
         for who, token in tokens.items():
             cases.append((path, {"Authorization": f"Bearer {token}"}, who))
     cases += [
@@ -84,16 +90,18 @@ def test_answers_equal_the_routes_and_only_the_common_case_is_taken(
     assert seen[("/v2025/task-status/0123456789abcdef", "ORG_ADMIN")]["detailCode"] == (
         "404 Not found")
     assert "error" in seen[(f"/v2025/task-status/{task_id}", "nobody")]  # 401
-    # Taken: ORG_ADMIN and HELPDESK (org-wide readers) on the five one-task paths
-    # (found, or 404); left to the route: the SOURCE_SUBADMIN, the authority the route
-    # refuses, missing or bad tokens, and the pending-tasks list.
-    assert sorted(answered) == sorted([200] * 8 + [404] * 4)
+    # Taken: ORG_ADMIN and HELPDESK (org-wide readers) on the one-task paths (found,
+    # or not: on PostgreSQL the NUL one is the app's DataError handler's 400); left to
+    # the route: the SOURCE_SUBADMIN, the authority the route refuses, missing or bad
+    # tokens, and the pending-tasks list.
+    assert answered.count(200) == 8 and len(answered) == 14
+    assert set(answered) - {200} <= {"NotFound", "DataError"}
 
 
 def test_the_fast_path_spends_one_request_of_the_budget_and_answers_429_as_the_route(
     client: TestClient, plain: TestClient, runtime: Runtime, make_token: Callable[..., str],
     make_source: Callable[..., dict[str, Any]], load: Callable[..., dict[str, Any]],
-    answered: list[int],
+    answered: list[int | str],
 ) -> None:
     source = make_source("Budget")
     task_id = load(source["id"], "id,name\nu1,A\n")["id"]
@@ -107,4 +115,4 @@ def test_the_fast_path_spends_one_request_of_the_budget_and_answers_429_as_the_r
     routed = [plain.get(path, headers=headers) for _ in range(3)]
     for fast, route in zip((first, second, third), routed, strict=True):
         same(fast, route)
-    assert answered == [200, 200, 429]
+    assert answered == [200, 200, "RateLimited"]

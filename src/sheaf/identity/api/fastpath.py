@@ -14,11 +14,12 @@ route stays the one place that decides the unusual answers.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
+from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sheaf.auth.deps import bearer, count_request
@@ -35,25 +36,30 @@ PATH = re.compile(r"/(?:(?:beta|v2024|v2025|v2026)/task-status/(?!pending-tasks$
 
 
 class TaskStatusFastPath:
-    """``render_error``: how the app renders a SheafError (sheaf.app's)."""
-
-    def __init__(self, app: ASGIApp,
-                 render_error: Callable[[Request, SheafError], JSONResponse]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.render_error = render_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         found = (PATH.fullmatch(scope["path"])
                  if scope["type"] == "http" and scope["method"] == "GET" else None)
-        # (In the thread pool, though it is little work: answered on the event loop, the
-        # same hundred pollers had a p99 of seconds, not hundreds of ms.)
-        response = await run_in_threadpool(self._answer, scope, found.group(1)) if found else None
+        if found is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            # (In the thread pool, though it is little work: answered on the event loop,
+            # the same hundred pollers had a p99 of seconds, not hundreds of ms.)
+            response = await run_in_threadpool(self._answer, scope, found.group(1))
+        except Exception as exc:  # answered by the app's handler for it, as the route's
+            handler = _handler(scope["app"], exc)
+            if handler is None:
+                raise  # (the app's last resort, outside this middleware, answers it)
+            response = await handler(Request(scope), exc)
         if response is None:
             await self.app(scope, receive, send)
         else:
             await response(scope, receive, send)
 
-    def _answer(self, scope: Scope, task_id: str) -> JSONResponse | None:
+    def _answer(self, scope: Scope, task_id: str) -> Response | None:
         """The route's answer, or None for the app to give it."""
         runtime: Runtime | None = getattr(scope["app"].state, "runtime", None)
         if runtime is None or runtime.limiter.blocking:
@@ -65,11 +71,19 @@ class TaskStatusFastPath:
             return None  # (the app says why, in the path's dialect)
         if not who.authorities & ORG_WIDE_TASK_READERS:
             return None
-        # From here the request is the route's: errors are its errors.
-        try:
-            count_request(runtime, who, scope["path"])
-            job, source_name = tasks.read_task(runtime, task_id, None)
-        except SheafError as exc:
-            return self.render_error(Request(scope), exc)
+        # From here the request is the route's, and so are its errors.
+        count_request(runtime, who, scope["path"])
+        job, source_name = tasks.read_task(runtime, task_id, None)
         return JSONResponse(wire.task_status(job, source_name,
                                              live.latest(runtime.settings.data_dir, job)))
+
+
+def _handler(app: Starlette, exc: Exception) -> Callable[..., Awaitable[Response]] | None:
+    """The app's exception handler for ``exc`` (its nearest class), as Starlette's
+    ExceptionMiddleware finds it; not the catch-all, which answers outside."""
+    for cls in type(exc).__mro__:
+        if cls is Exception:
+            return None
+        if cls in app.exception_handlers:
+            return app.exception_handlers[cls]  # type: ignore[return-value]
+    return None
