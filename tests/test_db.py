@@ -6,8 +6,10 @@ import contextlib
 import logging
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event, text
 
 from sheaf.db import Database
 
@@ -55,3 +57,31 @@ def test_a_statistics_refresh_that_fails_is_logged_not_raised(
     assert "could not refresh the database's statistics" in caplog.text
     assert "readonly" in caplog.text
     assert _statistics(path) == []
+
+
+def test_one_statement_reads_run_without_begin_and_see_only_committed_rows(
+    tmp_path: Path,
+) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'one.db'}")
+    try:
+        with db.write() as session:
+            session.execute(text("CREATE TABLE t (x INTEGER)"))
+            session.execute(text("INSERT INTO t VALUES (1)"))
+        statements: list[str] = []
+
+        @event.listens_for(db.engine, "before_cursor_execute")
+        def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            statements.append(statement)
+
+        with db.write() as writer:  # a writer holds the lock, uncommitted
+            writer.execute(text("INSERT INTO t VALUES (2)"))
+            with db.one() as conn:
+                assert conn.execute(text("SELECT sum(x) FROM t")).scalar_one() == 1
+        with db.one() as conn:
+            assert conn.execute(text("SELECT sum(x) FROM t")).scalar_one() == 3
+        assert statements == ["SELECT sum(x) FROM t"] * 2  # (no BEGIN around them)
+        with db.read() as session:  # other reads still begin their transaction
+            session.execute(text("SELECT 1"))
+        assert statements[-2:] == ["BEGIN", "SELECT 1"]
+    finally:
+        db.dispose()

@@ -25,6 +25,7 @@ from sheaf.finance.api import is_mx_path, is_nexus_path
 from sheaf.finance.api import router as finance_router
 from sheaf.identity import jobs as _identity_jobs  # noqa: F401  (registers handlers)
 from sheaf.identity.api import router as identity_router
+from sheaf.identity.api.fastpath import TaskStatusFastPath
 from sheaf.jobs.endpoints import router as jobs_router
 from sheaf.jobs.presence import Presence
 from sheaf.kit.base import new_id
@@ -169,10 +170,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app = FastAPIOffline(title="sheaf", version=__version__, lifespan=lifespan,
                          description=openapi.DESCRIPTION, redoc_url=None,
                          static_url="/docs-assets", openapi_tags=openapi.TAGS,
-                         swagger_ui_parameters={"persistAuthorization": True})
+                         swagger_ui_parameters={"persistAuthorization": True},
+                         # (sheaf exports no OpenTelemetry: FastAPI would still look for a
+                         # provider in os.environ on every request, 6% of a poll's CPU)
+                         telemetry={"tracing": False, "metrics": False, "logs": False})
     if runtime is not None:
         app.state.runtime = runtime
     _install_error_handlers(app)
+    app.add_middleware(TaskStatusFastPath)
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:

@@ -12,7 +12,7 @@ from sheaf.errors import Forbidden, RateLimited, Unauthorized
 from sheaf.runtime import Runtime, get_runtime
 
 
-def _api_bucket(path: str) -> str:
+def api_bucket(path: str) -> str:
     # SailPoint counts per API version: /beta/..., /v2025/..., /sources/v1/...
     parts = [p for p in path.split("/") if p]
     if not parts:
@@ -20,26 +20,39 @@ def _api_bucket(path: str) -> str:
     return parts[1] if len(parts) > 1 and parts[1] == "v1" else parts[0]
 
 
-async def spend(runtime: Runtime, client: str, bucket: str) -> None:
-    """Count one request against ``client``'s budget for ``bucket``; RateLimited past it.
-    Only a limiter that waits on the network (Redis) gets a thread."""
-    if runtime.limiter.blocking:
-        wait = await run_in_threadpool(runtime.limiter.hit, client, bucket)
-    else:
-        wait = runtime.limiter.hit(client, bucket)
+def bearer(runtime: Runtime, authorization: str) -> Principal:
+    """Who the Authorization header's bearer token says is calling (Unauthorized if none,
+    or not valid)."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("JWT validation failed: no bearer token in the Authorization header")
+    return decode(runtime.settings, token.strip())
+
+
+def count_request(runtime: Runtime, client: str, bucket: str) -> None:
+    """Spend one request of ``client``'s budget for ``bucket`` (RateLimited when it is
+    spent). Only for a limiter that does not wait on the network (``limiter.blocking``)."""
+    wait = runtime.limiter.hit(client, bucket)
     if wait is not None:
         raise RateLimited(wait)
+
+
+async def spend(runtime: Runtime, client: str, bucket: str) -> None:
+    """``count_request`` from a route: only a limiter that waits on the network (Redis)
+    gets a thread."""
+    if runtime.limiter.blocking:
+        wait = await run_in_threadpool(runtime.limiter.hit, client, bucket)
+        if wait is not None:
+            raise RateLimited(wait)
+    else:
+        count_request(runtime, client, bucket)
 
 
 async def principal(request: Request, runtime: Runtime = Depends(get_runtime)) -> Principal:
     # Checking a token is a little CPU: it runs on the event loop rather than paying for two
     # thread-pool hops per request; only a limiter that waits on the network gets a thread.
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("JWT validation failed: no bearer token in the Authorization header")
-    who = decode(runtime.settings, token.strip())
-    await spend(runtime, who.client_id, _api_bucket(request.url.path))
+    who = bearer(runtime, request.headers.get("authorization", ""))
+    await spend(runtime, who.client_id, api_bucket(request.url.path))
     return who
 
 

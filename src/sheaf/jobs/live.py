@@ -16,6 +16,7 @@ import os
 import time
 from contextlib import suppress
 from pathlib import Path
+from typing import NamedTuple
 
 from sheaf.jobs.models import Job
 from sheaf.jobs.states import JobStatus
@@ -50,16 +51,28 @@ def clear(data_dir: Path, job_id: str) -> None:
     _path(data_dir, job_id).unlink(missing_ok=True)
 
 
+class Latest(NamedTuple):
+    current: int
+    total: int | None
+    message: str
+
+
+def latest(data_dir: Path, job: Job) -> Latest | None:
+    """A running job's latest numbers from its file, if it keeps one (else the row's are
+    the truth)."""
+    if job.status != JobStatus.RUNNING.value:
+        return None
+    try:
+        found = json.loads(_path(data_dir, job.id).read_text())
+        return Latest(int(found["current"]), found["total"], str(found["message"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # none (the usual case), or being replaced: the row's is fine
+
+
 def overlay(job: Job, data_dir: Path) -> Job:
     """``job`` (detached from its session) with a running job's latest progress in it."""
-    if job.status != JobStatus.RUNNING.value:
-        return job
-    try:
-        latest = json.loads(_path(data_dir, job.id).read_text())
-        current, total = int(latest["current"]), latest["total"]
-        message = str(latest["message"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return job  # none (the usual case), or being replaced: the row's is fine
-    # (a detached instance: these values are shown, never flushed)
-    job.progress_current, job.progress_total, job.progress_message = current, total, message
+    found = latest(data_dir, job)
+    if found is not None:
+        # (a detached instance: these values are shown, never flushed)
+        job.progress_current, job.progress_total, job.progress_message = found
     return job

@@ -262,7 +262,7 @@ def page(limit: int | None, offset: int | None, maximum: int = 250) -> tuple[int
 def fetch_page(
     session: Session, stmt: Select[*Ts], counted: Any, where: ColumnElement[bool],
     order: list[Any], limit: int, offset: int, count: bool, response: Response,
-    key: Any = None,
+    key: Any = None, start: ColumnElement[bool] | None = None,
 ) -> list[Row[*Ts]]:
     """One page of ``stmt``; with ``count``, the total of ``counted`` rows matching
     ``where`` goes into the X-Total-Count header, as SailPoint's ``count=true`` asks.
@@ -272,9 +272,13 @@ def fetch_page(
     deep offset then skips index entries, not joined rows: at offset 10^5 of a source's
     accounts, 18 ms instead of 64 ms (SQLite). ``where`` and ``order`` may then refer
     to ``counted``'s table only, and ``order`` must be total (end in a unique key).
+
+    ``start`` (with ``key``): where in ``order`` the page's keys are looked for from,
+    ``offset`` then counting from there; not part of the total.
     """
     if key is not None:
-        keys = (select(key).select_from(counted).where(where).order_by(*order).limit(limit)
+        scope = where if start is None else and_(where, start)
+        keys = (select(key).select_from(counted).where(scope).order_by(*order).limit(limit)
                 .offset(offset).correlate(None))  # (a scope of its own, not the page's)
         page = stmt.where(key.in_(keys)).order_by(*order)
     else:

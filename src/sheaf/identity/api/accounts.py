@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any, Literal, cast
 
 from fastapi import APIRouter, Depends, Query, Response
-from fastapi.responses import JSONResponse
 from sqlalchemy import and_, exists, select
 
 from sheaf.identity import service
-from sheaf.identity.api import wire
+from sheaf.identity.api import anchors, wire
 from sheaf.identity.api.deps import identity_reader, managed_by, reach, require_managed
 from sheaf.identity.models import Account, Identity, Source
 from sheaf.kit.filters import (
@@ -24,6 +23,7 @@ from sheaf.kit.filters import (
 from sheaf.runtime import Runtime, get_runtime
 
 router = APIRouter(tags=["accounts"])
+ANCHORS = anchors.Anchors()  # (this process's, for every source)
 
 ACCOUNT_FILTERS = {
     "id": Field(Account.id, frozenset({"eq", "in"})),
@@ -66,19 +66,28 @@ def list_accounts(
     # By source, then account id: the order of the (source_id, native_identity) index, so a
     # page of a source's accounts is read from the index instead of sorting all of them.
     order = parse_sorters(sorters, ACCOUNT_SORTERS, [Account.source_id, Account.native_identity])
+    source_id = anchors.one_source(filters) if sorters is None else None
     with runtime.db.read() as session:
         # Plain rows (every Account column under its attribute name, which is all
         # wire.account reads), not ORM objects: 250 of those took twice the time to load.
         stmt = (select(*Account.__table__.c, Identity.name.label("identity_name"))
                 .outerjoin(Identity, Identity.id == Account.identity_id))
+        start = None
+        if source_id is not None:  # (a deep page starts from a remembered key)
+            begins = ANCHORS.start(session, source_id, offset)
+            if begins is None:  # past the source's last account: an empty page
+                limit, offset = 0, 0
+            elif begins[0] is not None:
+                start, offset = Account.native_identity >= begins[0], begins[1]
         rows = fetch_page(session, stmt, Account, where, order, limit, offset, count, response,
-                          key=Account.id)
+                          key=Account.id, start=start)
         sources = {s.id: s for s in session.execute(
             select(Source).where(Source.id.in_({r.source_id for r in rows}))).scalars()}
     # (rendered here: FastAPI would first validate every account against the annotation)
-    return JSONResponse(
-        [wire.account(cast(Account, r), sources.get(r.source_id), r.identity_name) for r in rows],
-        headers=response.headers)
+    return Response(
+        wire.accounts_text((cast(Account, r), sources.get(r.source_id), r.identity_name)
+                           for r in rows),
+        media_type="application/json", headers=response.headers)
 
 
 @router.get("/v3/accounts/{id}")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, cast
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import ColumnElement, and_, case, func, select, true
+from sqlalchemy import ColumnElement, and_, bindparam, case, func, select, true
 from sqlalchemy.orm import Session
 
 from sheaf.errors import BadRequest, Forbidden, NotFound
@@ -14,6 +15,7 @@ from sheaf.identity.api import wire
 from sheaf.identity.api.deps import managed_by, reach, require_managed, task_reach, task_writer
 from sheaf.identity.jobs import LOAD_ACCOUNTS
 from sheaf.identity.models import Source
+from sheaf.jobs import live
 from sheaf.jobs.models import Job
 from sheaf.jobs.states import JobStatus
 from sheaf.kit.filters import Field, fetch_page, page, parse_filters, parse_sorters
@@ -65,11 +67,12 @@ TASK_SORTERS = {"created": Job.created_at, "id": Job.id}
 IDENTITY_JOBS = Job.type.in_(list(JOB_TYPES))
 
 
-def _render(session: Session, jobs: list[Job]) -> list[dict[str, Any]]:
+def _render(session: Session, jobs: list[Job], data_dir: Path) -> list[dict[str, Any]]:
     ids = {j.payload.get("source_id") for j in jobs} - {None}
     rows = session.execute(select(Source.id, Source.name).where(Source.id.in_(ids)))
     names = dict(rows.all())
-    return [wire.task_status(j, names.get(str(j.payload.get("source_id")))) for j in jobs]
+    return [wire.task_status(j, names.get(str(j.payload.get("source_id"))),
+                             live.latest(data_dir, j)) for j in jobs]
 
 
 def _job(session: Session, task_id: str, groups: frozenset[str] | None,
@@ -97,18 +100,20 @@ def reached_tasks(groups: frozenset[str] | None) -> ColumnElement[bool]:
 # The read clients poll (often a hundred at a time): one Core statement for the job, its
 # source's name and its source's group, on a pooled connection. Loading an ORM Job and
 # then its source's name in a session cost about six times the CPU.
+# (One statement object, its id bound at execution: SQLAlchemy computes its cache key once
+# instead of for a new statement per request.)
 _ONE_TASK = select(
     *Job.__table__.c, Source.name.label("source_name"),
     Source.management_workgroup.label("source_workgroup"),
-).outerjoin(Source, Source.id == Job.subject_id)
+).outerjoin(Source, Source.id == Job.subject_id).where(Job.id == bindparam("task_id"))
 
 
-def _task(runtime: Runtime, task_id: str, groups: frozenset[str] | None,
-          what: str = "TaskStatus") -> tuple[Job, str | None]:
+def read_task(runtime: Runtime, task_id: str, groups: frozenset[str] | None,
+              what: str = "TaskStatus") -> tuple[Job, str | None]:
     """``_job`` without a session: the job (a row with every Job column under its
     attribute name, which is all the wire shapes read) and its source's name."""
-    with runtime.db.engine.connect() as conn:
-        row = conn.execute(_ONE_TASK.where(Job.id == task_id)).first()
+    with runtime.db.one() as conn:
+        row = conn.execute(_ONE_TASK, {"task_id": task_id}).first()
     if row is None or row.type not in JOB_TYPES:
         raise NotFound(f"{what} with the given id {task_id} was not found")
     if groups is not None:
@@ -127,7 +132,9 @@ def get_task_status(id: str, runtime: Runtime = Depends(get_runtime),
     # inline, a hundred pollers kept the loop so busy that account pages, in threads,
     # starved. Rendered here: FastAPI would first validate the dict against the
     # annotation.)
-    return JSONResponse(wire.task_status(*_task(runtime, id, groups)))
+    job, source_name = read_task(runtime, id, groups)
+    return JSONResponse(wire.task_status(job, source_name,
+                                         live.latest(runtime.settings.data_dir, job)))
 
 
 def list_task_status(
@@ -144,7 +151,7 @@ def list_task_status(
     with runtime.db.read() as session:
         jobs = [job for (job,) in fetch_page(
             session, select(Job), Job, where, order, limit, offset, count, response)]
-        return _render(session, jobs)
+        return _render(session, jobs, runtime.settings.data_dir)
 
 
 def pending_tasks(
@@ -166,7 +173,7 @@ def pending_tasks(
                             headers={"X-Total-Count": str(total)})
         if count:
             response.headers["X-Total-Count"] = str(total)
-        return _render(session, jobs)
+        return _render(session, jobs, runtime.settings.data_dir)
 
 
 PATCHABLE = {"/completionStatus", "/completed", "/progress"}
@@ -203,13 +210,13 @@ async def patch_task_status(
         runtime.jobs.end(id, ending, "Task status set by an administrator",
                          "cleared_by_operator")
     with runtime.db.read() as session:
-        return _render(session, [_job(session, id, None)])[0]
+        return _render(session, [_job(session, id, None)], runtime.settings.data_dir)[0]
 
 
 def aggregation_status(id: str, runtime: Runtime = Depends(get_runtime),
                        groups: frozenset[str] | None = Depends(reach)) -> dict[str, Any]:
     """In-progress account aggregation status; gone an hour after the aggregation ends."""
-    body = wire.aggregation_status(_task(runtime, id, groups, "Account aggregation")[0])
+    body = wire.aggregation_status(read_task(runtime, id, groups, "Account aggregation")[0])
     if body is None:
         raise NotFound(f"Account aggregation {id} finished more than an hour ago")
     return body
