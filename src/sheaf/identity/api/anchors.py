@@ -9,11 +9,8 @@ at offset n starts at the key of position ``n // STEP`` and skips fewer than STE
 The positions hold while the source's accounts are the same set: only an aggregation's
 commit changes that set (it moves ``Source.snapshot_generation`` in the same transaction),
 and deleting the source removes them all. So the keys are kept per generation, read in
-the same read transaction as the page, and found the first time a page needs them, all
-at once: one query numbers the source's accounts in page order and returns every STEP-th
-key (a single walk of the index inside the database, about what one OFFSET at the end
-costs). Pages found key by key, a query per STEP entries, kept every other deep page
-walking OFFSET from the furthest key found so far: at 10^6 accounts their p99 was seconds.
+the same read transaction as the page, and found lazily: position k costs one query that
+skips STEP entries from position k - 1's key, the first time any page needs it.
 """
 
 from __future__ import annotations
@@ -21,7 +18,7 @@ from __future__ import annotations
 import re
 import threading
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sheaf.identity.models import Account, Source
@@ -40,8 +37,8 @@ def one_source(filters: str | None) -> str | None:
 
 class Anchors:
     def __init__(self) -> None:
-        # (source id, generation) -> the key at every STEP-th position
-        self._keys: dict[tuple[str, str | None], list[str]] = {}
+        # (source id, generation) -> the keys found so far, and whether they reach the end
+        self._keys: dict[tuple[str, str | None], tuple[list[str], bool]] = {}
         self._lock = threading.Lock()
 
     def start(self, session: Session, source_id: str, offset: int
@@ -52,30 +49,36 @@ class Anchors:
             return None, offset
         generation = session.execute(
             select(Source.snapshot_generation).where(Source.id == source_id)).scalar()
-        keys = self._keys.get((source_id, generation))
-        if keys is None:
-            # (the other pages of this source wait for the keys: finding them costs less
-            # than the walks they would each make without)
-            with self._lock:
-                keys = self._keys.get((source_id, generation))
-                if keys is None:
-                    keys = self._find(session, source_id)
-                    self._keys.pop((source_id, generation), None)
-                    if len(self._keys) >= SOURCES_KEPT:
-                        self._keys.pop(next(iter(self._keys)))  # the least recently found
-                    self._keys[(source_id, generation)] = keys
         at = offset // STEP
+        keys, complete = self._keys.get((source_id, generation), ([], False))
+        # One thread at a time looks further; it walks about what OFFSET would have. The
+        # others do not wait for it: they start from the furthest key known so far.
+        if at >= len(keys) and not complete and self._lock.acquire(blocking=False):
+            try:
+                keys, complete = self._extend(session, source_id, list(keys), at)
+                self._keys.pop((source_id, generation), None)
+                if len(self._keys) >= SOURCES_KEPT:
+                    self._keys.pop(next(iter(self._keys)))  # the least recently found
+                self._keys[(source_id, generation)] = keys, complete
+            finally:
+                self._lock.release()
         if at < len(keys):
             return keys[at], offset % STEP
-        return None if keys else (None, offset)
+        if complete:
+            return None if keys else (None, offset)
+        return (keys[-1], offset - (len(keys) - 1) * STEP) if keys else (None, offset)
 
     @staticmethod
-    def _find(session: Session, source_id: str) -> list[str]:
-        """The key at every STEP-th position of the source's accounts in page order."""
-        position = func.row_number().over(order_by=Account.native_identity).label("position")
-        numbered = (select(Account.native_identity, position)
-                    .where(Account.source_id == source_id).subquery())
-        return list(session.execute(
-            select(numbered.c.native_identity)
-            .where((numbered.c.position - 1) % STEP == 0)
-            .order_by(numbered.c.position)).scalars())
+    def _extend(session: Session, source_id: str, keys: list[str], at: int
+                ) -> tuple[list[str], bool]:
+        """``keys`` up to position ``at``, and whether the source ends before it."""
+        ordered = (select(Account.native_identity).where(Account.source_id == source_id)
+                   .order_by(Account.native_identity).limit(1))
+        while len(keys) <= at:
+            query = (ordered.where(Account.native_identity >= keys[-1]).offset(STEP) if keys
+                     else ordered)
+            key = session.execute(query).scalar()
+            if key is None:
+                return keys, True
+            keys.append(key)
+        return keys, False
