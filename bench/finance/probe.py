@@ -12,16 +12,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bench.serving.load import WRK_SUMMARY, WRK_TIMEOUT_S, LoadResult, wrk_result
+from bench.serving.load import WRK_SEEDS, WRK_SUMMARY, WRK_TIMEOUT_S, LoadResult, wrk_result
 
 # one member path per line (BENCH_PATHS), Basic auth (BENCH_BASIC)
-_SCRIPT = """
-local counter = 0
-function setup(thread)
-  counter = counter + 1
-  thread:set("seed", counter)
-end
-local paths = {}
+_SCRIPT = WRK_SEEDS + """local paths = {}
 function init(args)
   math.randomseed(os.time() * 1000 + (seed or 0))
   for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end

@@ -89,14 +89,17 @@ function done(summary, latency, requests)
 end
 """
 
-# wrk's Lua: headers, a random offset per request where asked, and a JSON summary.
-_WRK_SCRIPT = """
+# wrk's Lua opening every script here: each thread its own seed for math.random.
+WRK_SEEDS = """
 local counter = 0
 function setup(thread)
   counter = counter + 1
   thread:set("seed", counter)
 end
-function init(args)
+"""
+
+# wrk's Lua: headers, a random offset per request where asked, and a JSON summary.
+_WRK_SCRIPT = WRK_SEEDS + """function init(args)
   math.randomseed(os.time() * 1000 + (seed or 0))
   wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
   wrk.headers["Accept"] = "application/json"
