@@ -9,8 +9,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from sheaf.identity import snapshots
 from sheaf.identity.api import anchors
 from sheaf.identity.api.accounts import ANCHORS
+from sheaf.identity.models import Source
+from sheaf.runtime import Runtime
+from tests.fixtures.database import PG_URL
 
 STEP = 7  # (small, so a hundred accounts span many positions)
 
@@ -67,3 +71,34 @@ def test_only_a_single_source_filter_uses_the_keys() -> None:
     for other in (None, "", 'sourceId eq "a" and name eq "b"', 'sourceId in ("a")',
                   'sourceid eq "a"', 'sourceId eq "a\\"b"', 'name eq "a"'):
         assert anchors.one_source(other) is None
+
+
+def test_pages_start_from_the_keys_the_aggregation_wrote(
+    client: TestClient, auth: dict[str, str], make_source: Callable[..., dict[str, Any]],
+    load: Callable[..., dict[str, Any]], runtime: Runtime, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The load writes every 1,000th id in SQLite's byte order beside its snapshot; a
+    server reads them instead of finding them (unsorted file, mixed case, non-ASCII)."""
+    monkeypatch.setattr(ANCHORS, "_keys", {})
+    source = make_source("Written")
+    names = [f"{p}{i:04}" for i in range(830) for p in ("b", "A", "é")][::-1]  # 2,490
+    load(source["id"], csv(names))
+    with runtime.db.read() as session:
+        generation = session.get(Source, source["id"]).snapshot_generation
+    written = snapshots.page_keys(runtime.settings.data_dir, source["id"], generation,
+                                  anchors.STEP)
+    if PG_URL is None:
+        ordered = sorted(names, key=str.encode)
+        assert written == ordered[::anchors.STEP]
+    for offset in (1000, 999, 1001, 2000, 2489, 2490, 5000):
+        params = {"filters": f'sourceId eq "{source["id"]}"', "offset": str(offset),
+                  "limit": "3"}
+        anchored = client.get("/v3/accounts", params=params, headers=auth)
+        plain = client.get("/v3/accounts", headers=auth,
+                           params={**params, "sorters": "sourceId,nativeIdentity"})
+        assert anchored.status_code == plain.status_code == 200
+        assert anchored.json() == plain.json(), offset
+        if offset == 1000 and PG_URL is None:
+            # every key at once, from the file (found query by query, the first deep
+            # page would have looked no further than its own)
+            assert ANCHORS._keys[(source["id"], generation)] == (written, True)

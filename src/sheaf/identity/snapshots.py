@@ -14,6 +14,7 @@ run of the same source then need not read the file again.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -29,6 +30,11 @@ if TYPE_CHECKING:  # (polars is imported where a copy is read: the API only drop
 log = logging.getLogger(__name__)
 
 REMEMBERED_ROWS = 2_000_000  # about 150 MB of keys
+# Beside each copy, the account id at every PAGE_STEP-th position of the source's accounts
+# in id order: where deep account pages start (identity.api.anchors). Sorted here by
+# bytes, which is SQLite's order for the column (BINARY); a PostgreSQL collation may
+# order otherwise, so only SQLite servers read them.
+PAGE_STEP = 1000
 _recent: OrderedDict[tuple[Path, str], tuple[str, pl.DataFrame]] = OrderedDict()
 _recent_lock = threading.Lock()
 
@@ -96,9 +102,34 @@ def save(root: Path, source_id: str, generation: str, state: pl.DataFrame) -> No
         copy.write_parquet(tmp, compression="lz4")
         os.replace(tmp, path)
         _remember(root, source_id, generation, copy)
+        keys = copy["native_identity"].sort().gather_every(PAGE_STEP).to_list()
+        tmp = _keys_path(root, source_id, generation).with_suffix(".part")
+        private_file(tmp, truncate=True)
+        tmp.write_text(json.dumps({"step": PAGE_STEP, "keys": keys}))
+        os.replace(tmp, _keys_path(root, source_id, generation))
     except OSError:
         log.warning("could not write the account snapshot of source %s", source_id,
                     exc_info=True)
+
+
+def _keys_path(root: Path, source_id: str, generation: str) -> Path:
+    return root / "snapshots" / source_id / f"{generation}.keys.json"
+
+
+def page_keys(root: Path, source_id: str, generation: str | None, step: int
+              ) -> list[str] | None:
+    """The page keys the aggregation of ``generation`` wrote (every ``step``-th account id
+    in byte order), or None when there are none for it."""
+    if generation is None:
+        return None
+    try:
+        found = json.loads(_keys_path(root, source_id, generation).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(found, dict) or found.get("step") != step:
+        return None
+    keys = found.get("keys")
+    return keys if isinstance(keys, list) and all(isinstance(k, str) for k in keys) else None
 
 
 def prune(root: Path, source_id: str, keep: str | None) -> None:
@@ -108,7 +139,7 @@ def prune(root: Path, source_id: str, keep: str | None) -> None:
     if not folder.is_dir():
         return
     for old in folder.iterdir():
-        if keep is None or old.name != f"{keep}.parquet":
+        if keep is None or old.name not in (f"{keep}.parquet", f"{keep}.keys.json"):
             old.unlink(missing_ok=True)
     if keep is None:
         with contextlib.suppress(OSError):  # (a copy being written meanwhile keeps it)

@@ -74,7 +74,7 @@ def list_accounts(
                 .outerjoin(Identity, Identity.id == Account.identity_id))
         start = None
         if source_id is not None:  # (a deep page starts from a remembered key)
-            begins = ANCHORS.start(session, source_id, offset)
+            begins = ANCHORS.start(session, source_id, offset, runtime.settings.data_dir)
             if begins is None:  # past the source's last account: an empty page
                 limit, offset = 0, 0
             elif begins[0] is not None:
