@@ -11,6 +11,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from sheaf.app import create_app
+from sheaf.auth import mx
+from sheaf.config import Settings
 from sheaf.finance.models import Challenge, FinTransaction, Member
 from sheaf.finance.vault import KEY_FILE
 from sheaf.jobs.models import Job
@@ -505,3 +508,26 @@ def test_read_one_account_and_one_transaction_by_guid(
             (other, user, f"accounts/{account}"), (other, user, f"transactions/{transaction}")):
         r = client.get(f"/users/{owner}/{path}", headers=auth)
         assert r.status_code == 404 and r.json()["error"]["message"], (owner, path, r.text)
+
+
+def test_a_client_over_its_rate_limit_gets_429_in_mx_s_envelope(settings: Settings) -> None:
+    """Each client has its budget (3 requests a 10 s window here); past it, 429 with
+    Retry-After in MX's error envelope; another client still passes."""
+    auth = settings.auth.model_copy(update={"rate_limit_requests": 3,
+                                            "rate_limit_window_seconds": 10.0})
+    runtime = Runtime.build(settings.model_copy(update={"auth": auth}))
+    try:
+        with runtime.db.write() as session:
+            one, one_key = mx.create_client(session, "one")
+            two, two_key = mx.create_client(session, "two")
+            first, second = basic(one.client_id, one_key), basic(two.client_id, two_key)
+        with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as client:
+            for _ in range(3):
+                assert client.get("/institutions", headers=first).status_code == 200
+            refused = client.get("/users", headers=first)
+            assert refused.status_code == 429
+            assert "error" in refused.json()
+            assert 1 <= int(refused.headers["Retry-After"]) <= 10
+            assert client.get("/institutions", headers=second).status_code == 200
+    finally:
+        runtime.close()

@@ -10,8 +10,9 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from sheaf.auth.deps import spend
 from sheaf.auth.mx import BasicVerifier
-from sheaf.errors import BadRequest, RateLimited, Unauthorized
+from sheaf.errors import BadRequest, Unauthorized
 from sheaf.kit.base import utcnow
 from sheaf.runtime import Runtime, get_runtime
 
@@ -40,12 +41,7 @@ async def mx_client(request: Request, runtime: Runtime = Depends(get_runtime)) -
     client_id = await run_in_threadpool(_verifier.client_for, runtime.db, header)
     if client_id is None:
         raise Unauthorized("HTTP Basic credentials client_id:api_key are missing or wrong")
-    if runtime.limiter.blocking:
-        wait = await run_in_threadpool(runtime.limiter.hit, client_id, "mx")
-    else:
-        wait = runtime.limiter.hit(client_id, "mx")
-    if wait is not None:
-        raise RateLimited(wait)
+    await spend(runtime, client_id, "mx")
     return client_id
 
 
