@@ -39,27 +39,15 @@ def timestamp(conn: Connection, value: datetime) -> str:
 
 
 def fetch_frame(
-    conn: Connection, sql: str, params: Sequence[Any], schema: dict[str, Any]
-) -> pl.DataFrame:
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(_sql(conn, sql), tuple(params))
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
-    return pl.DataFrame(rows, schema=schema, orient="row")
-
-
-def fetch_columns(
     conn: Connection, sql: str, params: Sequence[Any], schema: dict[str, Any],
     chunk: int = 200_000,
 ) -> pl.DataFrame:
-    """``fetch_frame`` for millions of rows: read ``chunk`` rows at a time into frames,
-    so the Python row tuples never exist for more than one chunk (a tuple per row costs
-    some ten times the row's columnar size). On the caller's connection: one snapshot,
-    the caller's own writes included. (An ADBC SQLite driver reads straight into Arrow,
-    but it links its own copy of SQLite into the process, and two copies in one process
-    drop each other's POSIX locks: sqlite.org/howtocorrupt.html, 2.2.)"""
+    """The rows of ``sql`` as a frame, read ``chunk`` rows at a time, so the Python row
+    tuples never exist for more than one chunk (a tuple per row costs some ten times the
+    row's columnar size). On the caller's connection: one snapshot, the caller's own
+    writes included. (An ADBC SQLite driver reads straight into Arrow, but it links its
+    own copy of SQLite into the process, and two copies in one process drop each other's
+    POSIX locks: sqlite.org/howtocorrupt.html, 2.2.)"""
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     frames = [pl.DataFrame(schema=schema)]
     try:

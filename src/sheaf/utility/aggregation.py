@@ -125,7 +125,7 @@ def _plan(conn: Connection, first: int, last: int, place: int | None) -> Plan:
                in_reach)).all(),
         schema={"version_id": pl.Int64, "account_id": pl.Int64, "meter_id": pl.Int64,
                 "unit_id": pl.Int64, "begin": pl.Int64, "end": pl.Int64}, orient="row")
-    sources = bulk.fetch_columns(conn, "SELECT version_id, meter_id FROM utility_version_source",
+    sources = bulk.fetch_frame(conn, "SELECT version_id, meter_id FROM utility_version_source",
                                [], {"version_id": pl.Int64, "source_id": pl.Int64}
                                ).join(versions.select("version_id"), on="version_id",
                                       how="semi")
@@ -138,7 +138,7 @@ def _plan(conn: Connection, first: int, last: int, place: int | None) -> Plan:
         "version_id", "account_id", "meter_id", "unit_id", "period", "sources")
     use_type = conn.execute(select(m.TypeCode.type_id).where(
         m.TypeCode.kind == "observation", m.TypeCode.code == "USE")).scalar_one()
-    lines = bulk.fetch_columns(conn, _SOURCE_LINES, [use_type, use_type, first, last, False,
+    lines = bulk.fetch_frame(conn, _SOURCE_LINES, [use_type, use_type, first, last, False,
                                                    False], _LINE_SCHEMA)
     key = ["version_id", "period"]
     counted = lines.lazy().rename({"meter_id": "source_id"}).join(
@@ -153,7 +153,7 @@ def _plan(conn: Connection, first: int, last: int, place: int | None) -> Plan:
              conn.execute(select(m.Unit.unit_id, m.Unit.unit_code, m.Unit.dimension,
                                  m.Unit.factor))}
     outcomes = engine.compute_frame(targets, sums, present, units)
-    standing = bulk.fetch_columns(conn, _STANDING, [False, first, last], _AGGREGATE_SCHEMA
+    standing = bulk.fetch_frame(conn, _STANDING, [False, first, last], _AGGREGATE_SCHEMA
                                   ).join(targets.select("account_id").unique(),
                                          on="account_id", how="semi").select(
         "account_id", "period", "bill_id", pl.col("use").alias("old_use"),
@@ -273,12 +273,12 @@ def audit(db: Database, settings: Settings, task_id: int) -> None:
     percent = settings.utility.audit_variance_percent
     with db.write() as session:
         conn = session.connection()
-        rows = bulk.fetch_columns(conn, _AGGREGATE_BILLS + "WHERE b.task_id = ? AND "
+        rows = bulk.fetch_frame(conn, _AGGREGATE_BILLS + "WHERE b.task_id = ? AND "
                                   "b.analyzing = ?", [task_id, True], _AGGREGATE_SCHEMA)
         if rows.height == 0:
             return
         low, high = rows["period"].min(), rows["period"].max()
-        newest = bulk.fetch_columns(
+        newest = bulk.fetch_frame(
             conn, _STANDING,
             [False, periods.add_months(int(low), -1), int(high)],  # type: ignore[arg-type]
             _AGGREGATE_SCHEMA).sort("bill_id").group_by("account_id", "period").agg(

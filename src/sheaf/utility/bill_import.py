@@ -243,7 +243,7 @@ def _bills(conn: Connection, rows: pl.DataFrame, use_type: int, user_id: int | N
            now: str) -> tuple[int, int, int]:
     """Insert new bills, replace changed ones in place; returns the three counts."""
     low, high = int(rows["period"].min()), int(rows["period"].max())  # type: ignore[arg-type]
-    standing = bulk.fetch_columns(
+    standing = bulk.fetch_frame(
         conn, "SELECT b.bill_id, b.account_id, l.meter_id, b.billing_period, "
               "CAST(b.begin_date AS TEXT), CAST(b.end_date AS TEXT), l.value_micro, l.unit_id, "
               "l.cost_micro, l.bodyline_id "
