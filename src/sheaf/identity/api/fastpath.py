@@ -29,10 +29,10 @@ from sheaf.identity.api.deps import ORG_WIDE_TASK_READERS
 from sheaf.jobs import live
 from sheaf.runtime import Runtime
 
-# the paths tasks._routes registers for one task's status ({id}: one path segment; the
-# versioned paths' pending-tasks route comes before it)
-PATH = re.compile(r"/(?:(?:beta|v2024|v2025|v2026)/task-status/(?!pending-tasks$)"
-                  r"|task-status/v1/)([^/]+)")
+# the paths tasks._routes registers for one task's status, from the same VERSIONS ({id}:
+# one path segment; the versioned paths' pending-tasks route comes before it)
+PATH = re.compile(r"/(?:(?:" + "|".join(map(re.escape, tasks.VERSIONS))
+                  + r")/task-status/(?!pending-tasks$)|task-status/v1/)([^/]+)")
 
 
 class TaskStatusFastPath:
