@@ -98,3 +98,25 @@ class Api:
 @pytest.fixture
 def api(client: TestClient, ec: dict[str, str]) -> Api:
     return Api(client, ec)
+
+
+@pytest.fixture
+def campus(api: Api) -> dict[str, Any]:
+    """A building with two hidden electric meters on one account, and an aggregate."""
+    place = api.place("HALL")
+    m1 = api.meter("E1", place)
+    m2 = api.meter("E2", place, unit="MWh")
+    account = api.account("UTIL-1", [m1, m2])
+    details = api.call("PUT", f"/api/v202203/utilityPlatform/place/{place}/aggregateMeter",
+                       json={"beginPeriod": 202401, "sourceMeterIds": [m1, m2],
+                             "commodityId": api.commodity("ELECTRIC"),
+                             "aggregateMeterInfo": "Hall total"})
+    version = details["version"]
+    return {"place": place, "m1": m1, "m2": m2, "account": account, "version": version,
+            "agg_account": version["account"]["accountId"],
+            "agg_meter": version["meter"]["meterId"]}
+
+
+def aggregate_bills(api: Api, account: int, void: bool | None = False) -> list[dict[str, Any]]:
+    f = f"accountId equals '{account}'" + ("" if void is None else f" and void equals '{void}'")
+    return list(api.call("GET", "/api/v3/bill", params={"filter": f}))

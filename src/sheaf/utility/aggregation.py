@@ -11,6 +11,14 @@
 
 Re-running a period is safe: an aggregate bill whose use and cost are unchanged is kept
 (no write); a changed one is voided and a new bill created. Never a duplicate.
+
+A re-run whose inputs have not changed is not computed again. Every run reads the
+inputs' mark first (``mark``: a count of changes kept by triggers, and the highest bill
+and bill-line ids); a run whose commit finds the mark as it read it records the mark
+its own writes leave. A later task over the same periods and places that reads that
+same mark has the same outcome, with every bill already standing: it copies the
+earlier task's per-version outcome and writes no bill, instead of reading millions of
+source lines to find that out.
 """
 
 from __future__ import annotations
@@ -18,11 +26,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, or_, select, true, update
+from sqlalchemy import Connection, or_, select, text, true, update
+from sqlalchemy.orm import Session
 
 from sheaf.config import Settings
 from sheaf.db import Database
@@ -54,11 +64,20 @@ def run(db: Database, settings: Settings, task_id: int, job_id: str, claim: tupl
         applied = task.status is not None
         first, last, place = task.begin_period, task.billing_period, task.scope_place_id
     if not applied:
-        progress(0, None, f"Summing source bills for {first}..{last}")
         with db.read() as session:
-            plan = _plan(session.connection(), first, last, place)
-        progress(plan.targets, plan.targets, f"Writing {plan.outcomes.height} aggregate bills")
-        _commit(db, task_id, job_id, claim, plan)
+            earlier = _same_outcome(session, task_id, first, last, place,
+                                    read_at := mark(session.connection()))
+        if earlier is not None:
+            progress(0, None, f"Nothing the outcome depends on changed since task {earlier}")
+        # (False when something changed between that read and the commit: computed then)
+        if earlier is None or not _carry_over(db, task_id, job_id, claim, earlier, read_at):
+            progress(0, None, f"Summing source bills for {first}..{last}")
+            with db.read() as session:
+                conn = session.connection()
+                plan = _plan(conn, first, last, place, mark(conn))
+            progress(plan.targets, plan.targets,
+                     f"Writing {plan.outcomes.height} aggregate bills")
+            _commit(db, task_id, job_id, claim, plan)
     progress(0, None, "Auditing the new bills")
     audit(db, settings, task_id)
     progress(1, 1, "Audited")
@@ -80,6 +99,39 @@ class Plan:
     outcomes: pl.DataFrame
     # account_id, period, bill_id, use_micro, cost_micro
     standing: pl.DataFrame
+    read_at: str  # the inputs' mark, read in the same snapshot
+
+
+# The inputs' mark: what the change-counting triggers have counted (updates and deletes
+# of bills, lines, versions, sources, meters, places, units; on PostgreSQL inserts too),
+# and the highest bill and line ids (inserts, on SQLite). Equal marks: equal inputs.
+_MARK = ("SELECT (SELECT changes FROM utility_source_state WHERE id = 1), "
+         "(SELECT COALESCE(MAX(bill_id), 0) FROM utility_bill), "
+         "(SELECT COALESCE(MAX(bodyline_id), 0) FROM utility_bill_line)")
+
+
+def mark(conn: Connection, lock: bool = False) -> str:
+    """The inputs' mark. ``lock`` (in a write): PostgreSQL holds the counter's row until
+    the commit, so no counted change can land between this read and the commit."""
+    if lock and conn.dialect.name == "postgresql":
+        conn.execute(text("INSERT INTO utility_source_state (id, changes) VALUES (1, 0) "
+                          "ON CONFLICT (id) DO NOTHING"))
+        conn.execute(text("SELECT changes FROM utility_source_state WHERE id = 1 FOR UPDATE"))
+    changes, bill, line = conn.execute(text(_MARK)).one()
+    return f"{changes}:{bill}:{line}"
+
+
+def _same_outcome(session: Session, task_id: int, first: int, last: int, place: int | None,
+                  read_at: str) -> int | None:
+    """The latest task over the same periods and places whose outcome holds at
+    ``read_at``, if any."""
+    t = m.ChargebackTask
+    return session.execute(
+        select(t.task_id).where(
+            t.task_id != task_id, t.source_mark == read_at, t.begin_period == first,
+            t.billing_period == last, t.reversed_date.is_(None),
+            t.scope_place_id.is_(None) if place is None else t.scope_place_id == place)
+        .order_by(t.task_id.desc()).limit(1)).scalar()
 
 
 _SOURCE_LINES = (
@@ -110,7 +162,7 @@ _STANDING = _AGGREGATE_BILLS + (
     "AND b.void = ? AND b.billing_period BETWEEN ? AND ?")
 
 
-def _plan(conn: Connection, first: int, last: int, place: int | None) -> Plan:
+def _plan(conn: Connection, first: int, last: int, place: int | None, read_at: str) -> Plan:
     """``place``: only the aggregate meters in its subtree (the submitting user's reach).
     The source bills are read once as a frame and summed by polars per version, period
     and unit, in exact integers."""
@@ -158,7 +210,7 @@ def _plan(conn: Connection, first: int, last: int, place: int | None) -> Plan:
                                          on="account_id", how="semi").select(
         "account_id", "period", "bill_id", pl.col("use").alias("old_use"),
         pl.col("cost").alias("old_cost"))
-    return Plan(targets.height, outcomes, standing)
+    return Plan(targets.height, outcomes, standing, read_at)
 
 
 def _changes(plan: Plan) -> tuple[pl.DataFrame, pl.Series]:
@@ -175,27 +227,59 @@ def _changes(plan: Plan) -> tuple[pl.DataFrame, pl.Series]:
     return new, replaced
 
 
+def _fence(session: Session, job_id: str, claim: tuple[str, int], now: datetime) -> None:
+    """Go on only if this claim still runs the job and nobody asked it to stop (the row
+    stays locked until the commit, so neither can change before the data lands)."""
+    owned = session.execute(
+        update(Job).where(Job.id == job_id, *jobs_repository.owned_by(*claim),
+                          Job.cancel_requested_at.is_(None)).values(updated_at=now)
+        .execution_options(synchronize_session=False))
+    if owned.rowcount != 1:  # type: ignore[attr-defined]
+        job = jobs_repository.get(session, job_id)
+        if job is not None and job.status == "running" and (
+                job.worker_id, job.attempt) == claim:
+            raise JobCancelled()
+        raise JobLost(f"job {job_id} is no longer this worker's: nothing written")
+
+
+def _carry_over(db: Database, task_id: int, job_id: str, claim: tuple[str, int],
+                earlier: int, read_at: str) -> bool:
+    """Give the task ``earlier``'s outcome, no bill made or voided; False (nothing
+    written) if the inputs changed since ``read_at``."""
+    now = utcnow()
+    with db.write() as session:
+        _fence(session, job_id, claim, now)
+        conn = session.connection()
+        if mark(conn, lock=True) != read_at:
+            return False
+        before = session.get(m.ChargebackTask, earlier)
+        task = session.get(m.ChargebackTask, task_id)
+        assert before is not None and task is not None
+        empty = "'[]'::json" if conn.dialect.name == "postgresql" else "'[]'"
+        conn.execute(text(
+            "INSERT INTO utility_task_version (task_id, version_id, billing_period, bill_ids, "
+            f"error_message, missing_sources) SELECT :task, version_id, billing_period, {empty}, "
+            "error_message, missing_sources FROM utility_task_version WHERE task_id = :earlier "
+            "ORDER BY id"), {"task": task_id, "earlier": earlier})
+        task.bills_created = task.bills_voided = 0
+        task.failed_versions = before.failed_versions
+        task.status = before.status
+        task.task_end = now
+        task.source_mark = read_at
+    return True
+
+
 def _commit(db: Database, task_id: int, job_id: str, claim: tuple[str, int], plan: Plan
             ) -> None:
     now = utcnow()
     new, voided = _changes(plan)
     with db.write() as session:
-        # The fence: this claim still runs the job and nobody asked it to stop (the row
-        # stays locked until the commit, so neither can change before the data lands).
-        owned = session.execute(
-            update(Job).where(Job.id == job_id, *jobs_repository.owned_by(*claim),
-                              Job.cancel_requested_at.is_(None)).values(updated_at=now)
-            .execution_options(synchronize_session=False))
-        if owned.rowcount != 1:  # type: ignore[attr-defined]
-            job = jobs_repository.get(session, job_id)
-            if job is not None and job.status == "running" and (
-                    job.worker_id, job.attempt) == claim:
-                raise JobCancelled()
-            raise JobLost(f"job {job_id} is no longer this worker's: nothing written")
+        _fence(session, job_id, claim, now)
+        conn = session.connection()
+        unchanged = mark(conn, lock=True) == plan.read_at
         task = session.get(m.ChargebackTask, task_id)
         assert task is not None
         batch = session.get(m.Batch, task.batch_id) if task.batch_id else None
-        conn = session.connection()
         stamp = bulk.timestamp(conn, now)
         if voided.len():
             bulk.execute_frame(conn, "UPDATE utility_bill SET void = ?, modified_at = ? "
@@ -218,6 +302,8 @@ def _commit(db: Database, task_id: int, job_id: str, claim: tuple[str, int], pla
         task.failed_versions = failed
         task.status = "CompletedWithErrors" if failed else "Completed"
         task.task_end = now
+        # what this outcome holds for: the inputs as read, with this run's own writes
+        task.source_mark = mark(conn) if unchanged else None
 
 
 def _insert_bills(conn: Connection, task: m.ChargebackTask, batch: m.Batch | None,

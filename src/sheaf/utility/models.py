@@ -278,6 +278,19 @@ class ChargebackTask(Base):
     task_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reversed_by: Mapped[int | None] = mapped_column(ForeignKey("energycap_user.user_id"))
     reversed_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the inputs' mark (aggregation.mark) its outcome holds for: set when nothing else
+    # changed them between the run's read and its commit
+    source_mark: Mapped[str | None] = mapped_column(String(64))
+
+
+class SourceState(Base):
+    """One row: how many changes that can alter an aggregation's result the database has
+    seen, counted by triggers (migration d8f2b4c61e07 lists them)."""
+
+    __tablename__ = "utility_source_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    changes: Mapped[int] = mapped_column(BigInteger)
 
 
 class TaskVersion(Base):
