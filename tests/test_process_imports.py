@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-DATA_LIBRARIES = ("polars", "pyarrow", "ofxtools", "openpyxl")
+DATA_LIBRARIES = ("polars", "pyarrow", "ofxtools", "openpyxl", "adbc_driver_sqlite")
 
 PROBE = """
 import sys
@@ -29,3 +29,5 @@ def test_the_api_app_loads_no_data_library() -> None:
 def test_a_job_worker_loads_them_before_its_first_job() -> None:
     loaded = _loaded("from sheaf.jobs import worker; worker.import_handlers()")
     assert {"polars", "pyarrow", "ofxtools"} <= loaded
+    # never: its own copy of SQLite would drop the sqlite3 module's locks (kit/arrow_read)
+    assert "adbc_driver_sqlite" not in loaded

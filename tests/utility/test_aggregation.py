@@ -6,8 +6,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from sheaf.jobs.models import Job
 from sheaf.runtime import Runtime
+from sheaf.utility import aggregation, tasks
+from sheaf.utility import models as m
+from sheaf.utility.api.aggregation import status_expr
 from tests.utility.conftest import Api, aggregate_bills
 
 EXEC = "/api/v202203/utilityPlatform/aggregations/exec"
@@ -226,3 +231,31 @@ def test_upsert_bad_input(api: Api, campus: dict[str, Any]) -> None:
                    json={"beginPeriod": 202401, "sourceMeterIds": [],
                          "commodityId": 999, "aggregateMeterInfo": "y" * 51})
     assert {e["field"] for e in out["errors"]} == {"sourceMeterIds", "aggregateMeterInfo"}
+
+
+def test_task_reads_as_its_job_until_the_job_ends(api: Api, runtime: Runtime,
+                                                   campus: dict[str, Any],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outcome commits before the audit: a client that sees Completed (or reverses)
+    must find the job ended and its lock free, not a 400 "already running"."""
+    api.bill(campus["account"], campus["m1"], 202403, 10, 1)
+    seen: list[tuple[str, str]] = []
+    real = aggregation.audit
+
+    def auditing(db: Any, settings: Any, task_id: int) -> None:
+        with db.read() as session:
+            task = session.get(m.ChargebackTask, task_id)
+            listed = session.execute(select(status_expr).select_from(m.ChargebackTask)
+                                     .outerjoin(Job, Job.id == m.ChargebackTask.job_id)
+                                     .where(m.ChargebackTask.task_id == task_id)).scalar_one()
+            seen.append((tasks.status_of(session, task), listed))
+        real(db, settings, task_id)
+
+    monkeypatch.setattr(aggregation, "audit", auditing)
+    task = api.call("POST", EXEC, json={"billingPeriod": 202403})
+    assert seen == [("Processing", "Processing")]
+    assert api.call("GET", f"/api/v3/chargebackTask/{task['taskId']}")["status"] == (
+        "CompletedWithErrors")
+    listed = api.call("GET", "/api/v3/chargebackTask",
+                      params={"filter": "status equals 'CompletedWithErrors'"})
+    assert [t["taskId"] for t in listed] == [task["taskId"]]

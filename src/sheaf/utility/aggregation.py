@@ -39,7 +39,7 @@ from sheaf.db import Database
 from sheaf.jobs import repository as jobs_repository
 from sheaf.jobs.errors import JobCancelled, JobLost
 from sheaf.jobs.models import Job
-from sheaf.kit import bulk
+from sheaf.kit import arrow_read, bulk
 from sheaf.kit.base import utcnow
 from sheaf.utility import engine, periods, scope
 from sheaf.utility import models as m
@@ -190,8 +190,12 @@ def _plan(conn: Connection, first: int, last: int, place: int | None, read_at: s
         "version_id", "account_id", "meter_id", "unit_id", "period", "sources")
     use_type = conn.execute(select(m.TypeCode.type_id).where(
         m.TypeCode.kind == "observation", m.TypeCode.code == "USE")).scalar_one()
-    lines = bulk.fetch_frame(conn, _SOURCE_LINES, [use_type, use_type, first, last, False,
-                                                   False], _LINE_SCHEMA)
+    # (read in Arrow by a child process: its snapshot may be a moment later than this
+    # one, and the commit's check of the mark read above then keeps it from counting)
+    lines = arrow_read.fetch_frame(
+        conn, _SOURCE_LINES, [use_type, use_type, first, last, False, False], _LINE_SCHEMA,
+        rows=conn.execute(text("SELECT COALESCE(MAX(bodyline_id), 0) FROM utility_bill_line"
+                               )).scalar_one())
     key = ["version_id", "period"]
     counted = lines.lazy().rename({"meter_id": "source_id"}).join(
         sources.lazy(), on="source_id").join(targets.lazy().select(key), on=key, how="semi")
@@ -263,7 +267,7 @@ def _carry_over(db: Database, task_id: int, job_id: str, claim: tuple[str, int],
             "ORDER BY id"), {"task": task_id, "earlier": earlier})
         task.bills_created = task.bills_voided = 0
         task.failed_versions = before.failed_versions
-        task.status = before.status
+        task.status, task.job_id = before.status, job_id
         task.task_end = now
         task.source_mark = read_at
     return True
@@ -301,6 +305,9 @@ def _commit(db: Database, task_id: int, job_id: str, claim: tuple[str, int], pla
         task.bills_voided = voided.len()
         task.failed_versions = failed
         task.status = "CompletedWithErrors" if failed else "Completed"
+        # (the job may have started before its submitter recorded it on the task: the task
+        # reads as its job until the job ends, so it must know its job from here on)
+        task.job_id = job_id
         task.task_end = now
         # what this outcome holds for: the inputs as read, with this run's own writes
         task.source_mark = mark(conn) if unchanged else None

@@ -76,10 +76,16 @@ def submit(runtime: Runtime, who: EnergyCapPrincipal,
     return task_id
 
 
+# A task's outcome commits before its job audits the new bills and ends: until the job has
+# ended (and let go of the lock) the task reads as its job does, so a client that waits
+# for Completed can submit the next run at once.
+ACTIVE_JOB = ("queued", "running")
+
+
 def status_of(session: Session, task: m.ChargebackTask) -> str:
-    if task.status is not None:
-        return task.status
     job = session.get(Job, task.job_id) if task.job_id else None
+    if task.status is not None and (job is None or job.status not in ACTIVE_JOB):
+        return task.status
     return JOB_STATUS.get(job.status, "Queued") if job else "Queued"
 
 
@@ -142,9 +148,9 @@ def reverse(session: Session, who: EnergyCapPrincipal, task_id: int, *, remove: 
     if task.reversed_date is not None:
         raise BadRequest(f"Chargeback task {task_id} was already reversed on "
                          f"{task.reversed_date.isoformat()}")
-    if task.status is None:
-        raise BadRequest(f"Chargeback task {task_id} is {status_of(session, task)}: only a "
-                         "completed task can be reversed")
+    if (status := status_of(session, task)) not in ("Completed", "CompletedWithErrors"):
+        raise BadRequest(f"Chargeback task {task_id} is {status}: only a completed task can "
+                         "be reversed")
     voided = m.TaskVoided
     later = session.execute(
         select(voided.task_id).join(m.Bill, m.Bill.bill_id == voided.bill_id)

@@ -7,7 +7,7 @@ import io
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Response
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, or_, select
 
 from sheaf.auth.energycap import EnergyCapPrincipal
 from sheaf.errors import NotFound
@@ -28,8 +28,11 @@ from sheaf.utility.api.filters import FilterField, integer, parse
 
 router = APIRouter(tags=["EnergyCAP aggregation and chargeback tasks"])
 
-status_expr = func.coalesce(m.ChargebackTask.status, case(
-    *((Job.status == k, v) for k, v in tasks.JOB_STATUS.items()), else_="Queued"))
+# (tasks.status_of in SQL, over the tasks outer-joined to their jobs)
+status_expr = case(
+    (m.ChargebackTask.status.is_not(None)
+     & or_(Job.status.is_(None), Job.status.not_in(tasks.ACTIVE_JOB)), m.ChargebackTask.status),
+    *((Job.status == k, v) for k, v in tasks.JOB_STATUS.items()), else_="Queued")
 TASK_FILTERS = {
     "billingPeriod": FilterField(m.ChargebackTask.billing_period, integer),
     "calculateBillTaskStatus": FilterField(status_expr),
