@@ -21,6 +21,9 @@ class JobSettings(BaseModel):
     # local executor: run jobs in worker processes (default) or threads of the API process
     isolation: Literal["process", "thread"] = "process"
     workers: int = Field(default=2, ge=1, le=64)
+    # local worker processes run at this much lower CPU priority (nice), so a long job
+    # shares the cores with the API processes beside it instead of slowing every answer
+    worker_nice: int = Field(default=10, ge=0, le=19)
     lease_seconds: float = Field(default=120.0, gt=0)
     heartbeat_seconds: float = Field(default=10.0, gt=0)
     reaper_interval_seconds: float = Field(default=15.0, gt=0)

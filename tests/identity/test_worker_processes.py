@@ -84,7 +84,12 @@ def test_aggregation_runs_in_a_worker_process(process_runtime: Runtime) -> None:
     done = wait(rt, job.id, lambda j: j.finished_at is not None)
     assert done.status == "succeeded" and done.counters["created"] == 1000
     assert done.worker_id is not None
-    assert int(done.worker_id.split(":")[1]) != os.getpid()
+    worker = int(done.worker_id.split(":")[1])
+    assert worker != os.getpid()
+    # at a lower CPU priority than the API process that started it
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    assert rt.settings.jobs.worker_nice == 10
+    assert os.getpriority(os.PRIO_PROCESS, worker) == min(19, ours + 10)
 
 
 def test_killed_worker_leaves_nothing_half_done_and_the_job_is_rerun(

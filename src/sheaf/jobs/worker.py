@@ -87,6 +87,8 @@ def main(conn: Connection, settings_json: str, parent_pid: int) -> None:
     # happens to running jobs, not a KeyboardInterrupt in the middle of one.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     start(settings_json)
+    assert _settings is not None
+    os.nice(_settings.jobs.worker_nice)
     conn.send("ready")
     while True:
         try:
