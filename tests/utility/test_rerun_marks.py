@@ -3,6 +3,8 @@ it again; any change to what the outcome depends on, by any writer, is computed.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +13,7 @@ from sqlalchemy import text
 
 from sheaf.runtime import Runtime
 from sheaf.utility import aggregation
+from tests.fixtures.database import PG_URL
 from tests.utility.conftest import Api, aggregate_bills
 
 EXEC = "/api/v202203/utilityPlatform/aggregations/exec"
@@ -187,3 +190,33 @@ def test_a_change_between_read_and_commit_leaves_no_mark(
     monkeypatch.setattr(aggregation, "_plan", real)
     assert run(api)["numberOfBillsCreated"] == 1
     assert [b["totalCost"] for b in aggregate_bills(api, campus["agg_account"])] == [3.0]
+
+
+@pytest.mark.skipif(PG_URL is None, reason="PostgreSQL's row locks (SQLite has one writer)")
+def test_counting_takes_the_counter_before_the_rows(api: Api, runtime: Runtime,
+                                                    campus: dict[str, Any]) -> None:
+    """An aggregation's commit holds the counter, then changes bills; any other writer
+    must queue for the counter before it locks a bill, or the two deadlock."""
+    bill = api.bill(campus["account"], campus["m1"], 202403, "10", "1")
+    errors: list[BaseException] = []
+    with runtime.db.write() as session:
+        aggregation.mark(session.connection(), lock=True)  # the commit's first step
+
+        def other_writer() -> None:
+            try:
+                with runtime.db.write() as other:
+                    other.execute(text("UPDATE utility_bill SET void = :v WHERE bill_id = :b"),
+                                  {"v": True, "b": bill})
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=other_writer)
+        thread.start()
+        time.sleep(0.5)  # it waits for the counter, holding no bill
+        session.execute(text("UPDATE utility_bill SET void = :v WHERE bill_id = :b"),
+                        {"v": False, "b": bill})
+    thread.join(timeout=30)
+    assert not thread.is_alive() and errors == []
+    with runtime.db.read() as session:
+        assert session.execute(text("SELECT void FROM utility_bill WHERE bill_id = :b"),
+                               {"b": bill}).scalar_one() is True  # the other, second

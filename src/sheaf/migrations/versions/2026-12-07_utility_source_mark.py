@@ -7,7 +7,8 @@ SQLite counts updates and deletes row by row, and leaves inserts of bills and bi
 to the mark's highest ids (a trigger per inserted row doubles a bulk import's insert
 time; SQLite's single writer means an id below the highest can only appear after a
 delete, which is counted). PostgreSQL counts every statement, inserts included: there
-ids are drawn from sequences by concurrent transactions and can commit out of order.
+ids are drawn from sequences by concurrent transactions and can commit out of order; the
+counter's row lock orders the transactions that change the inputs.
 
 Revision ID: d8f2b4c61e07
 Revises: c5d1e8a2b6f3
@@ -59,7 +60,10 @@ def upgrade() -> None:
                    f"AS $$ BEGIN {bump}; RETURN NULL; END $$")
         for table, events in _COUNTED.items():
             for event in events + (['INSERT'] if table in _INSERTS_TOO else []):
-                op.execute(f"CREATE TRIGGER {_name(table, event)} AFTER {event} ON {table} "
+                # (BEFORE: a transaction takes the counter's row lock before the rows its
+                # first counted statement changes, and so always in the same order, which
+                # an aggregation's commit also follows: no deadlock between writers)
+                op.execute(f"CREATE TRIGGER {_name(table, event)} BEFORE {event} ON {table} "
                            "FOR EACH STATEMENT EXECUTE FUNCTION utility_count_change()")
         return
     for table, events in _COUNTED.items():
