@@ -21,7 +21,9 @@ QUERY = "SELECT id, name, amount, ratio FROM t WHERE flag = ? AND id >= ? ORDER 
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'data.db'}")
+    folder = tmp_path / "a folder #1"  # (the child opens the file by URI)
+    folder.mkdir()
+    engine = create_engine(f"sqlite:///{folder / 'data.db'}")
     with engine.begin() as conn:
         conn.execute(text("PRAGMA journal_mode=WAL"))
         conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, amount INTEGER, "

@@ -1,8 +1,8 @@
 """The official EnergyCapSdk 8.2309.4878 against a live ``sheaf serve``.
 
 The SDK runs in its own virtualenv (``venvs.py``) through ``drivers/energycap_sdk.py``,
-which prints what the SDK parsed; nothing is mocked. On SQLite by default; set
-SHEAF_TEST_DATABASE_URL to run the server on that PostgreSQL (a database of its own).
+which prints what the SDK parsed; nothing is mocked. Against a server on SQLite and one on
+PostgreSQL (SHEAF_TEST_DATABASE_URL's server, else the local one).
 """
 
 from __future__ import annotations
@@ -31,12 +31,15 @@ DRIVER = Path(__file__).resolve().parent / "drivers" / "energycap_sdk.py"
 SHEAF_BIN = Path(sys.executable).parent / "sheaf"
 
 
-@pytest.fixture(scope="module")
-def database_url() -> Iterator[str | None]:
-    base = os.environ.get("SHEAF_TEST_DATABASE_URL")
-    if not base:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None for SQLite; else a database of its own on SHEAF_TEST_DATABASE_URL's server or
+    the local one (which `make test` starts: no silent skip when it is down)."""
+    if request.param == "sqlite":
         yield None
         return
+    base = os.environ.get("SHEAF_TEST_DATABASE_URL",
+                          "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     name = f"sheaf_sdk_{uuid.uuid4().hex[:10]}"
     admin = create_engine(make_url(base), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

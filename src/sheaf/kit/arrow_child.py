@@ -6,6 +6,7 @@ which must not share a process with the sqlite3 module's (see arrow_read)."""
 
 import json
 import sys
+import urllib.parse
 
 import adbc_driver_sqlite.dbapi
 import pyarrow.ipc
@@ -13,7 +14,9 @@ import pyarrow.ipc
 
 def main() -> None:
     request = json.loads(sys.stdin.read())
-    with adbc_driver_sqlite.dbapi.connect(f"file:{request['path']}?mode=ro") as db, \
+    # (quoted: a ? or # in the path would end it early in a URI)
+    uri = f"file:{urllib.parse.quote(request['path'])}?mode=ro"
+    with adbc_driver_sqlite.dbapi.connect(uri) as db, \
             db.cursor() as cursor:
         cursor.execute(request["sql"], request["params"])
         reader = cursor.fetch_record_batch()
