@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from . import venvs
+from .test_mx_sdk import PG_URL
 from .test_sailpoint_sdk import _free_port, _http
 
 pytestmark = pytest.mark.sdk
@@ -38,8 +39,7 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     if request.param == "sqlite":
         yield None
         return
-    base = os.environ.get("SHEAF_TEST_DATABASE_URL",
-                          "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    base = PG_URL
     name = f"sheaf_sdk_{uuid.uuid4().hex[:10]}"
     admin = create_engine(make_url(base), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

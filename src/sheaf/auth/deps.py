@@ -31,7 +31,8 @@ def bearer(runtime: Runtime, authorization: str) -> Principal:
 
 def count_request(runtime: Runtime, client: str, bucket: str) -> None:
     """Spend one request of ``client``'s budget for ``bucket`` (RateLimited when it is
-    spent). Only for a limiter that does not wait on the network (``limiter.blocking``)."""
+    spent). It waits on the network when the limiter does (``limiter.blocking``): on the
+    event loop, call ``spend``."""
     wait = runtime.limiter.hit(client, bucket)
     if wait is not None:
         raise RateLimited(wait)
@@ -41,9 +42,7 @@ async def spend(runtime: Runtime, client: str, bucket: str) -> None:
     """``count_request`` from a route: only a limiter that waits on the network (Redis)
     gets a thread."""
     if runtime.limiter.blocking:
-        wait = await run_in_threadpool(runtime.limiter.hit, client, bucket)
-        if wait is not None:
-            raise RateLimited(wait)
+        await run_in_threadpool(count_request, runtime, client, bucket)
     else:
         count_request(runtime, client, bucket)
 
