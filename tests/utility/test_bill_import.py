@@ -59,6 +59,11 @@ def test_bad_rows_are_named_and_nothing_is_written(api: Api) -> None:
                    expect=400)
     assert [e["message"] for e in unknown["errors"]] == [
         "line 2: use_unit is not a known unit code, commodity_code is not a known commodity"]
+    cut = post(api, HEADER + 'B1,ELECTRIC,A1,M1,202401,2024-01-01,2024-02-01,1,kWh,"1',
+               expect=400)  # (a quote never closed: the file was cut)
+    [why] = [e["message"] for e in cut["errors"]]
+    assert why.startswith("the file is not a readable CSV: ") and "'cost'" in why
+    assert "\n" not in why and "infer_schema" not in why
     header = post(api, "a,b\n1,2\n", expect=400)
     assert header["errors"][0]["message"].startswith("line 1: the header must be")
     assert post(api, HEADER, expect=200)["rows"] == 0

@@ -65,7 +65,11 @@ def read(data: bytes) -> pl.DataFrame:
         frame = pl.read_csv(io.BytesIO(data), infer_schema=False, has_header=True,
                             encoding="utf8-lossy")
     except (pl.exceptions.PolarsError, UnicodeDecodeError) as exc:
-        raise ImportRefused([f"line 1: the file is not a readable CSV ({exc})"]) from None
+        # (polars' first line says what and where; the rest is advice on its own options)
+        what = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ImportRefused([f"the file is not a readable CSV: {what} (a field that holds "
+                             "a comma or a quote is put in quotes, and a quote inside it "
+                             "is written twice)"]) from None
     header = [c.strip().lstrip("\ufeff") for c in frame.columns]
     if header != COLUMNS:
         raise ImportRefused([f"line 1: the header must be {','.join(COLUMNS)}; it is "
