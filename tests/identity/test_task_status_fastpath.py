@@ -2,64 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
-from sheaf.app import create_app
 from sheaf.auth.ratelimit import RateLimiter
-from sheaf.identity.api.fastpath import TaskStatusFastPath
 from sheaf.runtime import Runtime
+from tests.fastpaths import answered, plain, same
 
-
-@pytest.fixture
-def plain(runtime: Runtime) -> Iterator[TestClient]:
-    """The same app without the fast path: every request goes through the route."""
-    app = create_app(runtime=runtime)
-    app.user_middleware = [m for m in app.user_middleware if m.cls is not TaskStatusFastPath]
-    with TestClient(app, raise_server_exceptions=False) as c:
-        yield c
-
-
-@pytest.fixture
-def answered(monkeypatch: pytest.MonkeyPatch) -> list[int | str]:
-    """What the fast path took on itself: each response's status, or the error it raised
-    (which the app's handler for it then answers)."""
-    statuses: list[int | str] = []
-    answer = TaskStatusFastPath._answer
-
-    def spy(self: TaskStatusFastPath, scope: Any, task_id: str) -> Any:
-        try:
-            response = answer(self, scope, task_id)
-        except Exception as exc:
-            statuses.append(type(exc).__name__)
-            raise
-        if response is not None:
-            statuses.append(response.status_code)
-        return response
-
-    monkeypatch.setattr(TaskStatusFastPath, "_answer", spy)
-    return statuses
-
-
-def same(fast: Any, route: Any) -> dict[str, Any]:
-    assert fast.status_code == route.status_code, (fast.text, route.text)
-    assert fast.headers.get("content-type") == route.headers.get("content-type")
-    assert fast.headers.get("retry-after") == route.headers.get("retry-after")
-    body, expected = fast.json(), route.json()
-    if isinstance(body, dict):  # (a new trackingId per error)
-        body.pop("trackingId", None)
-        expected.pop("trackingId", None)
-    assert body == expected
-    return dict(body) if isinstance(body, dict) else {"body": body}
+__all__ = ["answered", "plain"]  # (fixtures)
 
 
 def test_answers_equal_the_routes_and_only_the_common_case_is_taken(
     client: TestClient, plain: TestClient, make_token: Callable[..., str],
     make_source: Callable[..., dict[str, Any]], load: Callable[..., dict[str, Any]],
-    answered: list[int | str],
+    answered: list[tuple[str, int | str]],
 ) -> None:
     source = make_source("Fast")
     task_id = load(source["id"], "id,name\nu1,A\nu2,B\n")["id"]
@@ -94,14 +52,16 @@ def test_answers_equal_the_routes_and_only_the_common_case_is_taken(
     # or not: on PostgreSQL the NUL one is the app's DataError handler's 400); left to
     # the route: the SOURCE_SUBADMIN, the authority the route refuses, missing or bad
     # tokens, and the pending-tasks list.
-    assert answered.count(200) == 8 and len(answered) == 14
-    assert set(answered) - {200} <= {"NotFound", "DataError"}
+    statuses = [status for step, status in answered]
+    assert {step for step, _ in answered} == {"task_status"}
+    assert statuses.count(200) == 8 and len(statuses) == 14
+    assert set(statuses) - {200} <= {"NotFound", "DataError"}
 
 
 def test_the_fast_path_spends_one_request_of_the_budget_and_answers_429_as_the_route(
     client: TestClient, plain: TestClient, runtime: Runtime, make_token: Callable[..., str],
     make_source: Callable[..., dict[str, Any]], load: Callable[..., dict[str, Any]],
-    answered: list[int | str],
+    answered: list[tuple[str, int | str]],
 ) -> None:
     source = make_source("Budget")
     task_id = load(source["id"], "id,name\nu1,A\n")["id"]
@@ -115,4 +75,5 @@ def test_the_fast_path_spends_one_request_of_the_budget_and_answers_429_as_the_r
     routed = [plain.get(path, headers=headers) for _ in range(3)]
     for fast, route in zip((first, second, third), routed, strict=True):
         same(fast, route)
-    assert answered == [200, 200, "RateLimited"]
+    assert answered == [("task_status", 200), ("task_status", 200),
+                        ("task_status", "RateLimited")]

@@ -84,29 +84,32 @@ class BasicVerifier:
         self._lock = threading.Lock()
 
     def client_for(self, db: Database, header: str) -> str | None:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "basic" or not value.strip():
+        """The client whose key the header carries, or None (no, malformed or wrong
+        credentials)."""
+        given = _basic(header)
+        if given is None:
             return None
-        try:
-            decoded = base64.b64decode(value.strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        client_id, sep, api_key = decoded.partition(":")
-        if not sep or not client_id or not api_key:
-            return None
-        key = (client_id, _digest(api_key))
-        now = time.monotonic()
-        with self._lock:
-            until = self._ok.get(key)
-        if until is not None and until > now:
+        client_id, api_key = given
+        if self._remembered(client_id, api_key):
             return client_id
         if not self.verify(db, client_id, api_key):
             return None
         with self._lock:
             if len(self._ok) >= self.size:
                 self._ok.clear()
-            self._ok[key] = now + self.ttl
+            self._ok[(client_id, _digest(api_key))] = time.monotonic() + self.ttl
         return client_id
+
+    def remembered(self, header: str) -> str | None:
+        """``client_for`` without the database or scrypt: the client when its key
+        verified within ``ttl``, else None."""
+        given = _basic(header)
+        return given[0] if given is not None and self._remembered(*given) else None
+
+    def _remembered(self, client_id: str, api_key: str) -> bool:
+        with self._lock:
+            until = self._ok.get((client_id, _digest(api_key)))
+        return until is not None and until > time.monotonic()
 
     @staticmethod
     def verify(db: Database, client_id: str, api_key: str) -> bool:
@@ -116,6 +119,21 @@ class BasicVerifier:
             secret_matches(api_key, hash_secret("x"))  # same time as a real check
             return False
         return secret_matches(api_key, client.api_key_hash)
+
+
+def _basic(header: str) -> tuple[str, str] | None:
+    """(client_id, api_key) from an ``Authorization: Basic`` header, or None."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value.strip():
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    client_id, sep, api_key = decoded.partition(":")
+    if not sep or not client_id or not api_key:
+        return None
+    return client_id, api_key
 
 
 def issue_api_token(session: Session, client_id: str, user_guid: str, ttl: float) -> str:

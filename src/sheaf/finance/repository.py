@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from sheaf.finance.models import (
@@ -17,7 +17,7 @@ from sheaf.finance.models import (
     Institution,
     Member,
 )
-from sheaf.jobs.models import Job
+from sheaf.jobs.models import IS_ACTIVE, Job
 from sheaf.jobs.states import ACTIVE
 
 if TYPE_CHECKING:
@@ -48,6 +48,35 @@ def member(session: Session, user_guid: str, member_guid: str) -> Member | None:
 
 def institution(session: Session, code: str) -> Institution | None:
     return session.get(Institution, code)
+
+
+# (built once: building the statement cost as much as running it)
+_RUNNING = select(Job.id).where(Job.lock_key == bindparam("lock_key"), IS_ACTIVE) \
+    .scalar_subquery()
+_TARGET_OF_USER = (
+    select(FinUser, Member, Institution, _RUNNING)
+    .outerjoin(Member, (Member.guid == bindparam("member")) & (Member.user_guid == FinUser.guid))
+    .outerjoin(Institution, Institution.code == Member.institution_code)
+    .where(FinUser.guid == bindparam("user"), FinUser.client_id == bindparam("client")))
+_TARGET = (select(Member, Institution, _RUNNING)
+           .outerjoin(Institution, Institution.code == Member.institution_code)
+           .where(Member.guid == bindparam("member")))
+
+
+def aggregation_target(session: Session, client_id: str, user_guid: str | None,
+                       member_guid: str, lock_key: str
+                       ) -> tuple[FinUser | None, Member | None, Institution | None, str | None]:
+    """(user, member, institution, the active job's id) in one statement, for the aggregate
+    endpoint that clients call in a loop (four lookups were most of its time). With a
+    user: None for the user when it is not the client's, and for the member when it is
+    not that user's. Without: the user is None, and the member is any."""
+    values = {"member": member_guid, "lock_key": lock_key}
+    if user_guid is None:
+        row = session.execute(_TARGET, values).one_or_none()
+        return (None, *row) if row is not None else (None, None, None, None)
+    row = session.execute(_TARGET_OF_USER,
+                          {**values, "user": user_guid, "client": client_id}).one_or_none()
+    return (*row,) if row is not None else (None, None, None, None)
 
 
 def active_job_ids(session: Session, job_ids: list[str]) -> set[str]:

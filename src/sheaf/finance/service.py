@@ -14,7 +14,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from sheaf.errors import BadRequest, Conflict, Forbidden, NotFound
+from sheaf.errors import BadRequest, Conflict, Forbidden, NotFound, SheafError
 from sheaf.finance import repository, vault
 from sheaf.finance.connectors import NO_CREDENTIALS
 from sheaf.finance.errors import MethodNotAllowed, Unprocessable
@@ -251,14 +251,13 @@ class Submitted:
 def being_aggregated(session: Session, member_guids: list[str]) -> dict[str, str]:
     """Members with an aggregation queued or running, and its job id (from the job rows:
     the truth)."""
-    from sheaf.jobs.models import Job
-    from sheaf.jobs.states import ACTIVE
+    from sheaf.jobs.models import IS_ACTIVE, Job
 
     if not member_guids:
         return {}
     keys = {lock_key(g): g for g in member_guids}
     rows = session.execute(select(Job.lock_key, Job.id).where(
-        Job.lock_key.in_(list(keys)), Job.status.in_([s.value for s in ACTIVE])))
+        Job.lock_key.in_(list(keys)), IS_ACTIVE))
     return {keys[k]: job_id for k, job_id in rows if k in keys}
 
 
@@ -292,36 +291,23 @@ def _aggregate(runtime: Runtime, client_id: str, member_guid: str, *,
     # (one read: "already running" must not queue behind an aggregation's write on SQLite,
     # and the answer is made from what it read: the endpoint is called in a loop)
     with runtime.db.read() as session:
-        user = get_user(session, client_id, user_guid) if user_guid is not None else None
-        if user is not None:
-            member = get_member(session, user, member_guid)
-        else:
-            found = session.get(Member, member_guid)
-            if found is None:
-                raise NotFound(f"Member {member_guid} was not found")
-            member = found
-        institution = get_institution(session, member.institution_code)
-        if pfm_required and member.use_cases is not None and "PFM" not in member.use_cases:
-            raise Forbidden(f"Member {member_guid}'s use_cases do not include PFM, which "
-                            "aggregation needs")
+        user, member, institution, running = repository.aggregation_target(
+            session, client_id, user_guid, member_guid, lock_key(member_guid))
+        if user_guid is not None and user is None:
+            raise NotFound(f"User {user_guid} was not found")
+        if member is None:
+            raise NotFound(f"Member {member_guid} was not found"
+                           + (f" for user {user_guid}" if user_guid is not None else ""))
+        if institution is None:
+            raise NotFound(f"Institution {member.institution_code} was not found")
+        _check_aggregable(member, institution, pfm_required=pfm_required, blob=blob)
         if member.connection_status == "CHALLENGED" and effective_status(member) == "EXPIRED":
             _expire(runtime, member_guid, institution.name)
-        if institution.connector in NO_CREDENTIALS and blob is None:
-            raise BadRequest(f"Member {member_guid} aggregates uploaded statement files: POST "
-                             "one to .../statement_file")
-        running = being_aggregated(session, [member_guid]).get(member_guid)
-        if running is not None:
-            if blob:
-                runtime.blobs.delete(blob)
-            return Submitted(False, running, True, member, institution, user)
-        interval = runtime.settings.finance.min_interval_seconds
-        last = member.successfully_aggregated_at
-        # (off for sandbox institutions, as on MX Bank, unless their config asks for it)
-        throttled = bool((institution.config or {}).get(
-            "throttled", institution.connector not in {"sandbox", *NO_CREDENTIALS}))
-        if (not resume and throttled and last is not None
-                and utcnow() - last < timedelta(seconds=interval)):
-            return Submitted(False, member.job_id, False, member, institution, user)
+    done = _settled(runtime, user, member, institution, running, resume=resume)
+    if done is not None:
+        if blob:
+            runtime.blobs.delete(blob)
+        return done
     payload: dict[str, Any] = {
         "member_guid": member_guid, "include_transactions": include_transactions,
         "include_holdings": include_holdings, "resume": resume}
@@ -337,6 +323,54 @@ def _aggregate(runtime: Runtime, client_id: str, member_guid: str, *,
     # (member.job_id is written by the job as it starts: no second write here, and
     # until then readers take the queued job's id from the job rows)
     return Submitted(True, job.id, True, member, institution, user)
+
+
+def settled(runtime: Runtime, client_id: str, user_guid: str, member_guid: str
+            ) -> Submitted | None:
+    """The aggregate endpoint's answer when one read decides it: an aggregation is queued
+    or running, or the last success is too recent. None for everything else (an error to
+    give, an expired challenge to write down, a job to start), which ``aggregate``
+    decides. One statement without a transaction around it (``Database.one``): the fast
+    path calls it on the event loop."""
+    with runtime.db.one() as conn, Session(bind=conn) as session:
+        user, member, institution, running = repository.aggregation_target(
+            session, client_id, user_guid, member_guid, lock_key(member_guid))
+    if user is None or member is None or institution is None:
+        return None
+    try:
+        _check_aggregable(member, institution, pfm_required=True, blob=None)
+    except SheafError:
+        return None
+    if effective_status(member) == "EXPIRED":
+        return None
+    return _settled(runtime, user, member, institution, running, resume=False)
+
+
+def _check_aggregable(member: Member, institution: Institution, *, pfm_required: bool,
+                      blob: str | None) -> None:
+    if pfm_required and member.use_cases is not None and "PFM" not in member.use_cases:
+        raise Forbidden(f"Member {member.guid}'s use_cases do not include PFM, which "
+                        "aggregation needs")
+    if institution.connector in NO_CREDENTIALS and blob is None:
+        raise BadRequest(f"Member {member.guid} aggregates uploaded statement files: POST "
+                         "one to .../statement_file")
+
+
+def _settled(runtime: Runtime, user: FinUser | None, member: Member, institution: Institution,
+             running: str | None, *, resume: bool) -> Submitted | None:
+    """The answer that starts no job, if it is one: an aggregation is queued or running
+    (``running``: its job id), or the last success is inside the minimum interval."""
+    if running is not None:
+        return Submitted(False, running, True, member, institution, user)
+    interval = runtime.settings.finance.min_interval_seconds
+    last = member.successfully_aggregated_at
+    # (off for sandbox institutions, as on MX Bank, unless their config asks for it)
+    throttled = bool((institution.config or {}).get(
+        "throttled", institution.connector not in {"sandbox", *NO_CREDENTIALS}))
+    if (not resume and throttled and last is not None
+            and utcnow() - last < timedelta(seconds=interval)):
+        return Submitted(False, member.job_id, False, member, institution, user)
+    return None
 
 
 def _expire(runtime: Runtime, member_guid: str, institution: str) -> None:

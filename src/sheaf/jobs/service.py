@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from sheaf.db import Database
 from sheaf.jobs import live, repository
 from sheaf.jobs.executors.base import Executor
-from sheaf.jobs.models import Job, JobEvent
-from sheaf.jobs.states import ACTIVE, JobStatus
+from sheaf.jobs.models import IS_ACTIVE, Job, JobEvent
+from sheaf.jobs.states import JobStatus
 from sheaf.kit.base import new_id, utcnow
 
 
@@ -66,7 +66,7 @@ def _keyed_job(session: Session, client: str, key: str, fingerprint: str,
 
 def active_holder(session: Session, lock_key: str) -> str | None:
     return session.execute(
-        select(Job.id).where(Job.lock_key == lock_key, Job.status.in_([s.value for s in ACTIVE]))
+        select(Job.id).where(Job.lock_key == lock_key, IS_ACTIVE)
     ).scalar_one_or_none()
 
 

@@ -19,8 +19,9 @@ from sheaf.runtime import Runtime, get_runtime
 PLATFORM_MEDIA = "application/vnd.mx.api.v1+json"
 NEXUS_MEDIA = "application/vnd.mx.nexus.v1+json"
 DEFAULT_PER_PAGE = 25
+BUCKET = "mx"  # the Platform API's rate-limit budget
 
-_verifier = BasicVerifier()
+verifier = BasicVerifier()  # (its cache is shared with the fast path)
 
 
 class PlatformJSON(JSONResponse):
@@ -38,10 +39,10 @@ def no_content() -> Response:
 async def mx_client(request: Request, runtime: Runtime = Depends(get_runtime)) -> str:
     """The Platform API client: HTTP Basic ``client_id:api_key``."""
     header = request.headers.get("authorization", "")
-    client_id = await run_in_threadpool(_verifier.client_for, runtime.db, header)
+    client_id = await run_in_threadpool(verifier.client_for, runtime.db, header)
     if client_id is None:
         raise Unauthorized("HTTP Basic credentials client_id:api_key are missing or wrong")
-    await spend(runtime, client_id, "mx")
+    await spend(runtime, client_id, BUCKET)
     return client_id
 
 

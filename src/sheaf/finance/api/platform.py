@@ -256,11 +256,21 @@ def aggregate_member(user_guid: str, member_guid: str, request: Request,
                      client_id: str = Depends(mx_client)) -> PlatformJSON:
     """Start an aggregation (202). While one runs, or inside the minimum interval after a
     success (not for sandbox institutions), 202 again and no new job."""
+    return aggregate_answer(runtime, client_id, user_guid, member_guid, request)
+
+
+def aggregate_answer(runtime: Runtime, client_id: str, user_guid: str, member_guid: str,
+                     request: Request) -> PlatformJSON:
+    """The aggregate route's answer (the fast path's too: ``api/fastpath.py``)."""
     transactions = flag(request, "include_transactions")
     holdings = flag(request, "include_holdings")
     # (answered from the decision's own read: no second look at the member)
-    done = service.aggregate(runtime, client_id, member_guid, user_guid=user_guid,
-                             include_transactions=transactions, include_holdings=holdings)
+    return aggregated(service.aggregate(
+        runtime, client_id, member_guid, user_guid=user_guid,
+        include_transactions=transactions, include_holdings=holdings))
+
+
+def aggregated(done: service.Submitted) -> PlatformJSON:
     assert done.member is not None and done.institution is not None and done.user is not None
     return PlatformJSON({"member": wire.member_json(
         done.member, done.user, done.institution, being_aggregated=done.busy,
