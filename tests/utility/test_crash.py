@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from sheaf.auth.energycap import create_key, verify_key
 from sheaf.config import Settings
+from sheaf.jobs import faults
 from sheaf.jobs.models import Job
 from sheaf.kit.base import utcnow
 from sheaf.runtime import Runtime
@@ -24,7 +25,12 @@ AGGREGATES, SOURCES, PERIOD = 200, 4, 202403
 
 
 @pytest.fixture
-def process_runtime(settings: Settings) -> Iterator[Runtime]:
+def process_runtime(settings: Settings, request: pytest.FixtureRequest,
+                    monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
+    # The worker stays a second at the phase the test kills it in (the worker process
+    # inherits this): polling for a phase of a few milliseconds missed it on a busy machine.
+    monkeypatch.setenv(faults.PAUSE_ENV,
+                       f"utility-{request.node.callspec.params['kill_at'].lower()}:1")
     settings = settings.model_copy(deep=True)
     settings.jobs.executor = "local"
     settings.jobs.isolation = "process"

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from sheaf.config import Settings
 from sheaf.db import Database
+from sheaf.jobs import faults
 from sheaf.jobs import repository as jobs_repository
 from sheaf.jobs.errors import JobCancelled, JobLost
 from sheaf.jobs.models import Job
@@ -72,13 +73,16 @@ def run(db: Database, settings: Settings, task_id: int, job_id: str, claim: tupl
         # (False when something changed between that read and the commit: computed then)
         if earlier is None or not _carry_over(db, task_id, job_id, claim, earlier, read_at):
             progress(0, None, f"Summing source bills for {first}..{last}")
+            faults.reached("utility-summing")
             with db.read() as session:
                 conn = session.connection()
                 plan = _plan(conn, first, last, place, mark(conn))
             progress(plan.targets, plan.targets,
                      f"Writing {plan.outcomes.height} aggregate bills")
+            faults.reached("utility-writing")
             _commit(db, task_id, job_id, claim, plan)
     progress(0, None, "Auditing the new bills")
+    faults.reached("utility-auditing")
     audit(db, settings, task_id)
     progress(1, 1, "Audited")
     with db.read() as session:
