@@ -1,28 +1,24 @@
-"""Load generators: ``wrk`` (Debian's package) when it is there, else a Python one.
+"""Load generators: ``timed.py`` (the default), or ``wrk`` (Debian's package) on request.
 
 Each runs ``connections`` keep-alive connections for ``seconds`` against one path (or,
 for account pages, a random offset each request) and reports requests, errors and the
-latency percentiles. wrk is preferred: written in C, it leaves the server most of the
-two cores; the asyncio + httpx fallback needs a core of its own for a few hundred
-requests a second, so its figures are a floor, not the server's ceiling.
+latency percentiles. The timed client's percentiles are over every request; wrk's are
+not, and they overweight slow answers by orders of magnitude (see timed.py). wrk costs
+the server less CPU, and stays here to compare with.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import random
 import shutil
-import statistics
 import subprocess
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+from bench.serving import timed
 
 WRK_TIMEOUT_S = 10  # a slower answer counts as an error (wrk: "timeout")
 
@@ -159,57 +155,20 @@ def _ms(us: float | None) -> float | None:
     return None if us is None else us / 1000
 
 
-async def _python_load(base_url: str, target: Target, connections: int,
-                       seconds: float) -> LoadResult:
-    """The fallback: ``connections`` asyncio clients in this process."""
-    latencies: list[float] = []
-    errors = {"status": 0, "transport": 0}
-    headers = {"Authorization": f"Bearer {target.token}", "Accept": "application/json"}
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits,
-                                 timeout=WRK_TIMEOUT_S) as http:
-        started = time.perf_counter()
-        deadline = started + seconds
-
-        async def client() -> None:
-            while time.perf_counter() < deadline:
-                path = target.path
-                if target.random_offset_below:
-                    path += f"&offset={random.randrange(target.random_offset_below)}"
-                sent = time.perf_counter()
-                try:
-                    response = await http.get(path)
-                except httpx.HTTPError:
-                    errors["transport"] += 1
-                    continue
-                latencies.append(time.perf_counter() - sent)
-                if response.status_code != 200:
-                    errors["status"] += 1
-
-        await asyncio.gather(*(client() for _ in range(connections)))
-        elapsed = time.perf_counter() - started
-    result = LoadResult(name=target.name, tool="python", connections=connections,
-                        seconds=elapsed, requests=len(latencies) + errors["transport"],
-                        errors=errors)
-    if len(latencies) >= 2:
-        cuts = statistics.quantiles(latencies, n=100, method="inclusive")
-        result.p50_ms, result.p99_ms = cuts[49] * 1000, cuts[98] * 1000
-        result.max_ms = max(latencies) * 1000
-    return result
-
-
 def run_together(wrk: str | None, base_url: str, loads: list[tuple[Target, int]],
                  seconds: float, threads: int = 2) -> list[LoadResult]:
-    """Run every (target, connections) at once for ``seconds``; wrk if given."""
+    """Run every (target, connections) at once for ``seconds``: through wrk when given,
+    else the timed client."""
     if wrk is not None:
         runs = [WrkRun(wrk, base_url, target, connections, seconds,
                        threads if len(loads) == 1 else 1)
                 for target, connections in loads]
         return [run.result() for run in runs]
-
-    async def everything() -> list[LoadResult]:
-        return list(await asyncio.gather(*(
-            _python_load(base_url, target, connections, seconds)
-            for target, connections in loads)))
-
-    return asyncio.run(everything())
+    answers = timed.run(base_url, [timed.Load(
+        target.name, "GET", [target.path],
+        {"Authorization": f"Bearer {target.token}", "Accept": "application/json"},
+        connections, offset_below=target.random_offset_below, ok_below=300)
+        for target, connections in loads], seconds)
+    return [LoadResult(name=r.name, tool="timed", connections=r.connections,
+                       seconds=r.seconds, requests=r.requests, errors=r.errors,
+                       p50_ms=r.ms(50), p99_ms=r.ms(99), max_ms=r.max_ms) for r in answers]

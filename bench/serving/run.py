@@ -9,9 +9,10 @@ Scenarios, each bounded in time (``--duration``), on loopback:
   poll its task status and ``--page-connections`` read pages of the first source's N
   accounts at random offsets. Targets: 0 errors, status p99 <= 300 ms, pages p99 <= 500 ms.
 
-The load generator shares the machine with the server (wrk, installed with apt-get when
-missing and run as root; else a Python fallback whose figures are a floor). Prints a
-table and writes JSON (default ``bench/serving/results/latest.json``).
+The load generator shares the machine with the server: ``timed.py``, which times every
+request (``--load-generator wrk`` for wrk, installed with apt-get when missing and run as
+root; its percentiles overweight slow answers, see timed.py). Prints a table and writes
+JSON (default ``bench/serving/results/latest.json``).
 
     .venv/bin/python -m bench.serving.run                     # 1M accounts, 10 s a scenario
     .venv/bin/python -m bench.serving.run --accounts 10k --duration 2     # a smoke run
@@ -63,7 +64,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="account-page clients in the mixed scenario")
     parser.add_argument("--workers", type=int, default=None,
                         help="sheaf serve --workers (default: sheaf's, the core count)")
-    parser.add_argument("--load-generator", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--load-generator", choices=("timed", "wrk"), default="timed")
     parser.add_argument("--no-install", action="store_true",
                         help="do not apt-get install wrk when it is missing")
     parser.add_argument("--data-dir", type=Path, default=generate.DEFAULT_DATA_DIR)
@@ -141,10 +142,10 @@ def completed_at(task: dict[str, Any]) -> float:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     manifest = generate.ensure(args.accounts, args.data_dir)
     base_file = generate.paths_for(args.accounts, args.data_dir)[0]
-    wrk = None if args.load_generator == "python" else find_wrk(not args.no_install)
+    wrk = find_wrk(not args.no_install) if args.load_generator == "wrk" else None
     if wrk is None and args.load_generator == "wrk":
         raise BenchError("wrk not found (apt-get install wrk)")
-    tool = "wrk" if wrk else "python"
+    tool = args.load_generator
     print(f"load generator: {tool}; {args.accounts:,} accounts; {args.duration:g} s a scenario",
           flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench-serving-"))
