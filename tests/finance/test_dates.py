@@ -21,13 +21,14 @@ from tests.finance.conftest import basic
 from tests.finance.test_nexus import NEXUS
 from tests.finance.test_reconcile import ScriptedConnector
 
-TODAY = datetime.now(UTC).date()
 # days from today: just outside, on and inside both edges of the default window
 OFFSETS = [-121, -120, -119, 0, 5, 6]
 
 
 def _day(offset: int) -> str:
-    return (TODAY + timedelta(days=offset)).isoformat()
+    # (today as the server sees it when the test runs, not when the suite was collected:
+    # a run that crosses midnight UTC would compare against yesterday's window)
+    return (datetime.now(UTC).date() + timedelta(days=offset)).isoformat()
 
 
 @pytest.fixture
