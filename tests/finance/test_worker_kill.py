@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select
@@ -16,36 +15,19 @@ from sheaf.auth import mx
 from sheaf.config import Settings
 from sheaf.finance import service
 from sheaf.finance.models import FinTransaction, Member
-from sheaf.jobs.models import Job
 from sheaf.runtime import Runtime
+from tests.workers import in_worker_processes, started, wait_for
 
 PER_ACCOUNT = 2500  # 10,000 transactions: a write long enough to be killed in
 
 
 @pytest.fixture
 def process_runtime(settings: Settings) -> Iterator[Runtime]:
-    settings = settings.model_copy(deep=True)
-    settings.jobs.executor = "local"
-    settings.jobs.isolation = "process"
-    settings.jobs.workers = 1
-    settings.jobs.lease_seconds = 3
-    settings.jobs.heartbeat_seconds = 0.5
-    settings.jobs.reaper_interval_seconds = 0.2
-    rt = Runtime.build(settings)
-    rt.executor.start()
-    yield rt
-    rt.close()
+    settings = in_worker_processes(settings)
+    with started(settings) as rt:
+        yield rt
 
 
-def _wait(rt: Runtime, job_id: str, until: Callable[[Job], bool], timeout: float = 90) -> Job:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = rt.jobs.get(job_id)
-        assert job is not None
-        if until(job):
-            return job
-        time.sleep(0.01)
-    raise AssertionError(f"job {job_id} never got there: {rt.jobs.get(job_id)}")
 
 
 def _stored(rt: Runtime, member: str) -> dict[str, str]:
@@ -78,20 +60,20 @@ def test_killed_worker_leaves_the_data_before_or_after(process_runtime: Runtime,
                 {"guid": fields["password"], "value": "pw"}]}).guid
     first = service.aggregate(rt, "t", member)
     assert first.job_id is not None
-    assert _wait(rt, first.job_id, lambda j: j.finished_at is not None).status == "succeeded"
+    assert wait_for(rt, first.job_id, lambda j: j.finished_at is not None).status == "succeeded"
     before = _stored(rt, member)
     assert len(before) == 4 * PER_ACCOUNT + 3
 
     second = service.aggregate(rt, "t", member)
     assert second.started and second.job_id is not None
-    running = _wait(rt, second.job_id,
+    running = wait_for(rt, second.job_id,
                     lambda j: (j.progress_message or "").startswith(stage) and
                     j.worker_id is not None)
     os.kill(int(str(running.worker_id).split(":")[1]), signal.SIGKILL)
     assert _stored(rt, member) == before  # the open transaction died with the process
     assert service.being_aggregated_now(rt, member)  # still this job's, until reaped
 
-    done = _wait(rt, second.job_id, lambda j: j.finished_at is not None, timeout=120)
+    done = wait_for(rt, second.job_id, lambda j: j.finished_at is not None, timeout=120)
     assert done.status == "succeeded", done.messages
     assert done.attempt == 2
     after = _stored(rt, member)

@@ -28,6 +28,7 @@ from sheaf.jobs import faults
 from sheaf.jobs.models import Job
 from sheaf.jobs.runner import run_job
 from sheaf.runtime import Runtime
+from tests.workers import in_worker_processes, started, wait_for
 
 N = 3000
 
@@ -67,21 +68,12 @@ def make_source(rt: Runtime) -> str:
     return created.id
 
 
-def wait(rt: Runtime, job_id: str, until: Callable[[Job], bool], timeout: float = 90) -> Job:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = rt.jobs.get(job_id)
-        assert job is not None
-        if until(job):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} never got there: {rt.jobs.get(job_id)}")
 
 
 def load(rt: Runtime, source_id: str, data: bytes) -> Job:
     blob = service.store_file(rt, io.BytesIO(data))
     job = service.load_accounts(rt, source_id, blob, disable_optimization=False, launcher="t")
-    return wait(rt, job.id, lambda j: j.finished_at is not None)
+    return wait_for(rt, job.id, lambda j: j.finished_at is not None)
 
 
 @pytest.fixture
@@ -97,17 +89,9 @@ def killing_runtime(
     once the marker file is gone (it starts present: the first load is not killed)."""
     monkeypatch.setenv(faults.ENV, f"{request.param}:{marker}")
     marker.touch()
-    settings = settings.model_copy(deep=True)
-    settings.jobs.executor = "local"
-    settings.jobs.isolation = "process"
-    settings.jobs.workers = 1
-    settings.jobs.lease_seconds = 3
-    settings.jobs.heartbeat_seconds = 0.5
-    settings.jobs.reaper_interval_seconds = 0.2
-    rt = Runtime.build(settings)
-    rt.executor.start()
-    yield rt
-    rt.close()
+    settings = in_worker_processes(settings)
+    with started(settings) as rt:
+        yield rt
 
 
 @pytest.mark.parametrize("killing_runtime", ["parse", "diff", "write"], indirect=True)
@@ -144,7 +128,7 @@ def test_a_worker_killed_mid_write_on_its_last_attempt_leaves_the_before_state(
     rt.jobs.max_attempts = 1  # (the job's own limit: the reaper and the executor obey it)
     blob = service.store_file(rt, io.BytesIO(AFTER))
     job = service.load_accounts(rt, source_id, blob, disable_optimization=False, launcher="t")
-    done = wait(rt, job.id, lambda j: j.finished_at is not None)
+    done = wait_for(rt, job.id, lambda j: j.finished_at is not None)
     assert marker.exists()
     assert done.status == "failed" and done.error_code == "crashed", done.messages
     assert accounts(rt, source_id) == before  # not one row of the killed write is left

@@ -23,22 +23,15 @@ from sheaf.identity import service
 from sheaf.identity.models import Account
 from sheaf.jobs.models import Job
 from sheaf.runtime import Runtime
+from tests.workers import in_worker_processes, started, wait_for
 
 
 @pytest.fixture
 def process_runtime(settings: Settings) -> Iterator[Runtime]:
-    settings = settings.model_copy(deep=True)
-    settings.jobs.executor = "local"
-    settings.jobs.isolation = "process"
-    settings.jobs.workers = 1
-    settings.jobs.lease_seconds = 3
-    settings.jobs.heartbeat_seconds = 0.5
-    settings.jobs.reaper_interval_seconds = 0.2
+    settings = in_worker_processes(settings)
     settings.identity.max_upload_bytes = 1 << 30
-    rt = Runtime.build(settings)
-    rt.executor.start()
-    yield rt
-    rt.close()
+    with started(settings) as rt:
+        yield rt
 
 
 def csv_bytes(n: int) -> bytes:
@@ -59,15 +52,6 @@ def source(rt: Runtime) -> str:
     return created.id
 
 
-def wait(rt: Runtime, job_id: str, until: object, timeout: float = 60) -> Job:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = rt.jobs.get(job_id)
-        assert job is not None
-        if until(job):  # type: ignore[operator]
-            return job
-        time.sleep(0.02)
-    raise AssertionError(f"job {job_id} never got there: {rt.jobs.get(job_id)}")
 
 
 def account_count(rt: Runtime) -> int:
@@ -81,7 +65,7 @@ def test_aggregation_runs_in_a_worker_process(process_runtime: Runtime) -> None:
     rt = process_runtime
     blob = service.store_file(rt, io.BytesIO(csv_bytes(1000)))
     job = service.load_accounts(rt, source(rt), blob, disable_optimization=False, launcher="t")
-    done = wait(rt, job.id, lambda j: j.finished_at is not None)
+    done = wait_for(rt, job.id, lambda j: j.finished_at is not None)
     assert done.status == "succeeded" and done.counters["created"] == 1000
     assert done.worker_id is not None
     worker = int(done.worker_id.split(":")[1])
@@ -99,11 +83,11 @@ def test_killed_worker_leaves_nothing_half_done_and_the_job_is_rerun(
     n = 300_000
     blob = service.store_file(rt, io.BytesIO(csv_bytes(n)))
     job = service.load_accounts(rt, source(rt), blob, disable_optimization=False, launcher="t")
-    running = wait(rt, job.id, lambda j: (j.progress_message or "").startswith("Applying"))
+    running = wait_for(rt, job.id, lambda j: (j.progress_message or "").startswith("Applying"))
     assert running.worker_id is not None
     os.kill(int(running.worker_id.split(":")[1]), signal.SIGKILL)  # mid-write
     assert account_count(rt) == 0  # the open transaction died with the process
-    done = wait(rt, job.id, lambda j: j.finished_at is not None, timeout=120)
+    done = wait_for(rt, job.id, lambda j: j.finished_at is not None, timeout=120)
     assert done.status == "succeeded", done.messages
     assert done.attempt == 2
     assert done.counters["created"] == n and account_count(rt) == n
@@ -219,7 +203,7 @@ def test_a_server_stopped_by_sigterm_mid_load_hands_the_job_back_and_leaves_no_p
     try:
         with served(settings, SHEAF_TEST_PAUSE_AT="diff:120",
                     SHEAF_JOBS__SHUTDOWN_GRACE_SECONDS="0") as server:
-            wait(rt, job_id, comparing)  # in its worker process, paused after the diff
+            wait_for(rt, job_id, comparing)  # in its worker process, paused after the diff
             family = descendants(server.pid)
             assert len(running(family)) >= 2  # the worker and multiprocessing's tracker
             server.send_signal(signal.SIGTERM)
@@ -232,7 +216,7 @@ def test_a_server_stopped_by_sigterm_mid_load_hands_the_job_back_and_leaves_no_p
         assert account_count(rt) == 0
         # The next start runs it to its end.
         with served(settings) as server:
-            done = wait(rt, job_id, lambda j: j.finished_at is not None)
+            done = wait_for(rt, job_id, lambda j: j.finished_at is not None)
             assert done.status == "succeeded" and done.counters["created"] == 2000
             family = descendants(server.pid)
             server.send_signal(signal.SIGTERM)
@@ -251,7 +235,7 @@ def test_a_killed_server_leaves_no_worker_and_its_job_is_rerun_after_a_restart(
     try:
         long_lease = {"SHEAF_JOBS__LEASE_SECONDS": "600", "SHEAF_JOBS__HEARTBEAT_SECONDS": "5"}
         with served(settings, SHEAF_TEST_PAUSE_AT="diff:120", **long_lease) as server:
-            wait(rt, job_id, comparing)
+            wait_for(rt, job_id, comparing)
             family = descendants(server.pid)
             assert len(running(family)) >= 2
             server.kill()
@@ -261,7 +245,7 @@ def test_a_killed_server_leaves_no_worker_and_its_job_is_rerun_after_a_restart(
         # The next server on this host sees the job's worker process is gone: it need not
         # wait out the lease (ten minutes here) to requeue and run it.
         with served(settings, **long_lease):
-            done = wait(rt, job_id, lambda j: j.finished_at is not None)
+            done = wait_for(rt, job_id, lambda j: j.finished_at is not None)
         assert done.status == "succeeded" and done.attempt == 2, done.messages
         assert done.counters["created"] == 2000 and account_count(rt) == 2000
     finally:
@@ -275,7 +259,7 @@ def test_an_idle_worker_killed_is_replaced_and_no_job_is_blamed(
     source_id = source(rt)
     first = service.load_accounts(rt, source_id, service.store_file(
         rt, io.BytesIO(csv_bytes(10))), disable_optimization=False, launcher="t")
-    assert wait(rt, first.id, lambda j: j.finished_at is not None).status == "succeeded"
+    assert wait_for(rt, first.id, lambda j: j.finished_at is not None).status == "succeeded"
     workers = {p for p in spawned_children()
                if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()}
     assert workers
@@ -285,7 +269,7 @@ def test_an_idle_worker_killed_is_replaced_and_no_job_is_blamed(
     caplog.clear()
     blob = service.store_file(rt, io.BytesIO(csv_bytes(20)))
     job = service.load_accounts(rt, source_id, blob, disable_optimization=False, launcher="t")
-    done = wait(rt, job.id, lambda j: j.finished_at is not None)
+    done = wait_for(rt, job.id, lambda j: j.finished_at is not None)
     assert done.status == "succeeded" and done.attempt == 1
     # (the first job may have been killed between its commit and its answer, and be named:
     # it had finished, so nothing is handed back; the next job must not be blamed)

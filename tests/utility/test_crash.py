@@ -15,11 +15,11 @@ from sqlalchemy import func, select
 from sheaf.auth.energycap import create_key, verify_key
 from sheaf.config import Settings
 from sheaf.jobs import faults
-from sheaf.jobs.models import Job
 from sheaf.kit.base import utcnow
 from sheaf.runtime import Runtime
 from sheaf.utility import aggregates, bill_import, schemas, tasks
 from sheaf.utility import models as m
+from tests.workers import in_worker_processes, started, wait_for
 
 AGGREGATES, SOURCES, PERIOD = 200, 4, 202403
 
@@ -31,17 +31,9 @@ def process_runtime(settings: Settings, request: pytest.FixtureRequest,
     # inherits this): polling for a phase of a few milliseconds missed it on a busy machine.
     monkeypatch.setenv(faults.PAUSE_ENV,
                        f"utility-{request.node.callspec.params['kill_at'].lower()}:1")
-    settings = settings.model_copy(deep=True)
-    settings.jobs.executor = "local"
-    settings.jobs.isolation = "process"
-    settings.jobs.workers = 1
-    settings.jobs.lease_seconds = 3
-    settings.jobs.heartbeat_seconds = 0.5
-    settings.jobs.reaper_interval_seconds = 0.2
-    rt = Runtime.build(settings)
-    rt.executor.start()
-    yield rt
-    rt.close()
+    settings = in_worker_processes(settings)
+    with started(settings) as rt:
+        yield rt
 
 
 def campus(rt: Runtime) -> Any:
@@ -71,15 +63,6 @@ def campus(rt: Runtime) -> Any:
     return who
 
 
-def wait(rt: Runtime, job_id: str, until: Any, timeout: float = 120) -> Job:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = rt.jobs.get(job_id)
-        assert job is not None
-        if until(job):
-            return job
-        time.sleep(0.01)
-    raise AssertionError(f"job {job_id} never got there: {rt.jobs.get(job_id)}")
 
 
 def state(rt: Runtime, task_id: int) -> tuple[dict[str, Any], int, int]:
@@ -106,7 +89,7 @@ def test_sigkill_leaves_before_or_after(process_runtime: Runtime, kill_at: str) 
     with rt.db.read() as session:
         job_id = tasks.get(session, task_id).job_id
     assert job_id is not None
-    running = wait(rt, job_id, lambda j: (j.progress_message or "").startswith(kill_at)
+    running = wait_for(rt, job_id, lambda j: (j.progress_message or "").startswith(kill_at)
                    or j.finished_at is not None)
     assert running.finished_at is None, "the run ended before it could be killed"
     if running.finished_at is None:
@@ -124,7 +107,7 @@ def test_sigkill_leaves_before_or_after(process_runtime: Runtime, kill_at: str) 
             assert view["numberOfAnalyzingBills"] in (0, expected)
             assert view["status"] in ("Queued", "Processing", "Completed")
             assert view["status"] != "Completed" or view["numberOfAnalyzingBills"] == 0
-    done = wait(rt, job_id, lambda j: j.finished_at is not None)
+    done = wait_for(rt, job_id, lambda j: j.finished_at is not None)
     assert done.status == "succeeded", done.messages
     # the reaper gave the killed run to a new worker (unless the run, its audit being the
     # last few milliseconds, ended before the kill landed)
@@ -139,6 +122,6 @@ def test_sigkill_leaves_before_or_after(process_runtime: Runtime, kill_at: str) 
     with rt.db.read() as session:
         rerun_job = tasks.get(session, again).job_id
     assert rerun_job is not None
-    wait(rt, rerun_job, lambda j: j.finished_at is not None)
+    wait_for(rt, rerun_job, lambda j: j.finished_at is not None)
     view, bills, most = state(rt, again)
     assert view["numberOfBillsCreated"] == 0 and bills == 0 and most == 1
