@@ -17,6 +17,7 @@ from sheaf.auth.energycap import EnergyCapPrincipal
 from sheaf.errors import BadRequest, NotFound
 from sheaf.jobs.models import Job
 from sheaf.jobs.service import LockHeld, active_holder
+from sheaf.jobs.states import ACTIVE
 from sheaf.kit.base import utcnow
 from sheaf.runtime import Runtime
 from sheaf.utility import models as m
@@ -79,7 +80,7 @@ def submit(runtime: Runtime, who: EnergyCapPrincipal,
 # A task's outcome commits before its job audits the new bills and ends: until the job has
 # ended (and let go of the lock) the task reads as its job does, so a client that waits
 # for Completed can submit the next run at once.
-ACTIVE_JOB = ("queued", "running")
+ACTIVE_JOB = tuple(sorted(s.value for s in ACTIVE))  # (the job core's, as column values)
 
 
 def status_of(session: Session, task: m.ChargebackTask) -> str:
