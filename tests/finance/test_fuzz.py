@@ -45,16 +45,16 @@ def _own_schema() -> dict[str, Any]:
     return schema
 
 
-def _mx_schema() -> dict[str, Any]:
+def _mx_schema() -> dict[str, Any] | None:
     if not MX_SPEC.is_file():
-        if os.environ.get("CI") == "true":
+        if os.environ.get("CI") == "true":  # CI lays shared/ beside the clone: never skip there
             raise RuntimeError(f"{MX_SPEC} is missing: the MX-schema fuzz cannot run")
-        return {"openapi": "3.0.1", "paths": {}, "info": {"title": "-", "version": "1"}}
+        return None
     return dict(json.loads(MX_SPEC.read_text()))
 
 
 own = schemathesis.openapi.from_dict(_own_schema())
-vendor = schemathesis.openapi.from_dict(_mx_schema())
+MX_SCHEMA = _mx_schema()
 
 
 class Live:
@@ -113,7 +113,15 @@ def test_own_schema_never_5xx(case: Any, live: Live) -> None:
     _run(case, live, [not_a_server_error])
 
 
-@vendor.parametrize()
-@FUZZ
-def test_mx_schema_no_5xx_and_answers_conform(case: Any, live: Live) -> None:
-    _run(case, live, [not_a_server_error, response_schema_conformance])
+# (a clone without shared/ beside it has no MX schema to fuzz against: an empty one made
+# schemathesis fail the collection, and with it the whole suite)
+if MX_SCHEMA is not None:
+    vendor = schemathesis.openapi.from_dict(MX_SCHEMA)
+
+    @vendor.parametrize()
+    @FUZZ
+    def test_mx_schema_no_5xx_and_answers_conform(case: Any, live: Live) -> None:
+        _run(case, live, [not_a_server_error, response_schema_conformance])
+else:
+    def test_mx_schema_no_5xx_and_answers_conform() -> None:
+        pytest.skip(f"{MX_SPEC} is not there (shared/ beside the repository; required in CI)")
