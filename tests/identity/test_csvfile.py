@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sheaf.identity import csvbytes, csvfile
+from sheaf.identity import csvbytes, csvfile, csvrecords
 
 COLUMNS = ["id", "name", "mail"]
 field = st.text(alphabet=st.sampled_from(list("ab é\t;")), max_size=4)
@@ -173,7 +173,7 @@ def test_a_file_ends_mid_row_exactly_when_its_last_record_is_incomplete(
     cut = data.draw(st.integers(len(COLUMNS[0]) + 1, len(text)))
     path = tmp_path / "accounts.csv"
     path.write_text(text[:cut], newline="")
-    problem = csvfile.unfinished_row(path, ",")
+    problem = csvrecords.unfinished_row(path, ",")
     assert (problem is not None) == cut_short(text[:cut]), (text[:cut], problem)
     if problem is not None:
         assert problem.startswith("line "), problem
@@ -189,4 +189,4 @@ def test_a_delimiter_that_cannot_split_a_file_is_a_bad_file_not_a_crash(
         csvfile.read(path, delimiter=delimiter, max_field_bytes=1024)
     assert "connectorAttributes.delimiter" in str(caught.value)
     path.write_text(f'id{delimiter}name\na{delimiter}"A')
-    assert csvfile.unfinished_row(path, delimiter) is None  # the load says why
+    assert csvrecords.unfinished_row(path, delimiter) is None  # the load says why

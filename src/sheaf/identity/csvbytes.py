@@ -112,15 +112,5 @@ def quoting_suspect(path: Path, delimiter: bytes) -> bool:
     return seen % 2 == 1
 
 
-def looks_like_utf16(head: bytes) -> bool:
-    """UTF-16 text: a byte order mark, or (mostly ASCII text) a NUL in every other byte."""
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return True
-    sample = head[:4096]
-    pairs = len(sample) // 2
-    zeros = sorted((sample[0::2].count(0), sample[1::2].count(0)))
-    return pairs >= 2 and zeros[1] > pairs / 2 and zeros[0] < pairs / 10
-
-
 def looks_like_json(head: bytes) -> bool:
     return JSON_START.match(head.removeprefix(codecs.BOM_UTF8)) is not None

@@ -7,7 +7,7 @@ the ``file`` part into its blob as the request arrives and keeps the small text 
 Each load is a full snapshot, so a file cut short would delete the accounts it lost. An
 upload is taken only whole: a body that ends before its closing boundary, does not match
 its Content-Length, or whose connection closes early is refused, and so is a file part
-that ends mid-row (``csvfile.unfinished_row``).
+that ends mid-row (``csvrecords.unfinished_row``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from sheaf.blobs import BlobStore
 from sheaf.errors import BadRequest, upload_too_large
+from sheaf.identity import csvrecords
 
 MAX_TEXT_FIELD = 64 * 1024
 AGAIN = "Nothing was changed; send the whole file again"
@@ -160,10 +161,7 @@ async def receive(request: Request, blobs: BlobStore, limit: int, *,
 
 
 def _refuse_unfinished(blobs: BlobStore, blob: str, delimiter: str) -> None:
-    # (imported here: it brings polars, which an API process otherwise never needs)
-    from sheaf.identity import csvfile
-
-    problem = csvfile.unfinished_row(blobs.path(blob), delimiter)
+    problem = csvrecords.unfinished_row(blobs.path(blob), delimiter)
     if problem is not None:
         blobs.delete(blob)
         raise BadRequest(
