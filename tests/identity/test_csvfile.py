@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sheaf.identity import csvbytes, csvfile, csvrecords
+from sheaf.identity import csvbytes, csvfile
+from sheaf.kit import csvrecords
 
 COLUMNS = ["id", "name", "mail"]
 field = st.text(alphabet=st.sampled_from(list("ab é\t;")), max_size=4)

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from sheaf.identity import csvbytes
-from sheaf.identity.csvrecords import (
+from sheaf.kit.csvrecords import (
     BLOCK_SIZE,
     BOM,
     HEADER_BYTES,

@@ -20,7 +20,7 @@ import polars as pl
 from sqlalchemy import Connection, text
 
 from sheaf.db import Database
-from sheaf.kit import bulk
+from sheaf.kit import bulk, csvrecords
 from sheaf.kit.base import utcnow
 from sheaf.utility import service
 
@@ -65,15 +65,12 @@ def read(data: bytes) -> pl.DataFrame:
         frame = pl.read_csv(io.BytesIO(data), infer_schema=False, has_header=True,
                             encoding="utf8-lossy")
     except (pl.exceptions.PolarsError, UnicodeDecodeError) as exc:
-        # (polars' first line says what and where; the rest is advice on its own options)
-        what = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ImportRefused([f"the file is not a readable CSV: {what} (a field that holds "
-                             "a comma or a quote is put in quotes, and a quote inside it "
-                             "is written twice)"]) from None
+        raise ImportRefused([_unreadable(data, exc)]) from None
     header = [c.strip().lstrip("\ufeff") for c in frame.columns]
     if header != COLUMNS:
         raise ImportRefused([f"line 1: the header must be {','.join(COLUMNS)}; it is "
                              f"{','.join(header)}"])
+    # ("line" is the row's line while no record spans lines; see _lines)
     frame = frame.rename(dict(zip(frame.columns, COLUMNS, strict=True))).with_columns(
         pl.col(c).str.strip_chars() for c in COLUMNS).with_row_index("line", offset=2)
     period = pl.col("billing_period").cast(pl.Int64, strict=False)
@@ -103,7 +100,10 @@ def read(data: bytes) -> pl.DataFrame:
         (pl.col("commodity_code").n_unique().over("meter_code") > 1,
          "the meter appears with more than one commodity in the file"),
     ]
-    _refuse_bad(parsed, checks)
+    try:
+        _refuse_bad(parsed, checks)
+    except _BadRows as bad:
+        raise bad.refusal(data) from None
     # the text the parsed columns came from is not needed again (a few hundred MB at 10^6)
     return parsed.drop("billing_period", "begin_date", "end_date", "use", "cost")
 
@@ -116,6 +116,52 @@ def _micro(column: str) -> pl.Expr:
                                                                              strict=False)
     value = whole * 1_000_000 + fraction
     return pl.when(parts.struct.field("1") == "-").then(-value).otherwise(value)
+
+
+def _unreadable(data: bytes, exc: Exception) -> str:
+    """Why polars could not read the file. The csv module names the line of a quote left
+    open or followed by text; polars would name neither."""
+    try:
+        for _ in csvrecords.records(data, ","):
+            pass
+    except csvrecords.Malformed as bad:
+        return bad.problem
+    except csvrecords.InvalidFile as bad:
+        return str(bad)
+    # (polars' first line says what and where; the rest is advice on its own options)
+    what = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (f"the file is not a readable CSV: {what} (a field that holds a comma or a "
+            "quote is put in quotes, and a quote inside it is written twice)")
+
+
+def _lines(data: bytes, rows: list[int]) -> list[int]:
+    """The lines where the given rows (numbered from 2, as "line") start. They differ only
+    after a quoted value holding a line break: then the csv module counts them."""
+    if b'"' not in data:
+        return rows
+    wanted, found = set(rows), {}
+    try:
+        for row, (line, _fields) in enumerate(csvrecords.records(data, ",", blank=True), 2):
+            if row in wanted:
+                found[row] = line
+                if len(found) == len(wanted):
+                    break
+    except (csvrecords.Malformed, csvrecords.InvalidFile):
+        pass  # (text polars read leniently, bytes that are not UTF-8: the rows' own count)
+    return [found.get(row, row) for row in rows]
+
+
+class _BadRows(Exception):
+    """Rows that failed a check, by "line"; the caller, which has the file, turns them
+    into the refusal (``_lines``)."""
+
+    def __init__(self, lines: list[int], reasons: list[list[str]], total: int) -> None:
+        super().__init__(f"{total} bad rows")
+        self.lines, self.reasons, self.total = lines, reasons, total
+
+    def refusal(self, data: bytes) -> ImportRefused:
+        return ImportRefused([f"line {line}: {', '.join(why)}" for line, why in zip(
+            _lines(data, self.lines), self.reasons, strict=True)], self.total)
 
 
 def _refuse_bad(frame: pl.DataFrame, checks: list[tuple[pl.Expr, str]]) -> None:
@@ -132,15 +178,21 @@ def _refuse_bad(frame: pl.DataFrame, checks: list[tuple[pl.Expr, str]]) -> None:
     reasons = bad.select("line", pl.concat_list(pl.exclude("line")).list.drop_nulls()
                          .alias("why")).filter(pl.col("why").list.len() > 0).sort("line")
     if reasons.height:
-        problems = [f"line {line}: {', '.join(why)}"
-                    for line, why in reasons.head(MAX_REPORTED).iter_rows()]
-        raise ImportRefused(problems, reasons.height)
+        shown = reasons.head(MAX_REPORTED)
+        raise _BadRows(shown["line"].to_list(), shown["why"].to_list(), reasons.height)
 
 
 def import_bills(db: Database, data: bytes, user_id: int | None = None) -> ImportResult:
     rows = read(data)
     if rows.height == 0:
         return ImportResult(0, 0, 0, 0, 0, 0, 0, 0)
+    try:
+        return _import(db, rows, user_id)
+    except _BadRows as bad:  # (the transaction has rolled back: nothing was written)
+        raise bad.refusal(data) from None
+
+
+def _import(db: Database, rows: pl.DataFrame, user_id: int | None) -> ImportResult:
     with db.write() as session:
         conn = session.connection()
         units = _codes(conn, "SELECT unit_code, unit_id FROM utility_unit", "use_unit", "unit_id")

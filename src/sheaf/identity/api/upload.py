@@ -23,7 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from sheaf.blobs import BlobStore
 from sheaf.errors import BadRequest, upload_too_large
-from sheaf.identity import csvrecords
+from sheaf.kit import csvrecords
 
 MAX_TEXT_FIELD = 64 * 1024
 AGAIN = "Nothing was changed; send the whole file again"

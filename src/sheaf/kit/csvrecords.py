@@ -1,18 +1,22 @@
 """A delimited file's records, read strictly by Python's csv module and named by line.
 
-The exact, slow pass over a file, on paths that need no speed: csvfile names the line of a
-fault with it, and an API process refuses an upload cut short mid-row with it
-(``unfinished_row``). Nothing here loads polars or Arrow, which an API process otherwise
-never needs (some 80 MiB each).
+The exact, slow pass over a file, on paths that need no speed: the identity load and the
+bill import name the line of a fault with it, and an API process refuses an upload cut
+short mid-row with it (``unfinished_row``). Nothing here loads polars or Arrow, which an
+API process otherwise never needs (some 80 MiB each). A file is a path, or its bytes.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import io
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
+
+Source = Path | bytes  # a file, or the whole of one in memory
 
 # Arrow parses blocks in parallel; a record may not be longer than a block.
 BLOCK_SIZE = 4 << 20
@@ -40,12 +44,18 @@ def usable(delimiter: str) -> bool:
     return len(delimiter) == 1 and delimiter.isascii() and delimiter not in '"\r\n'
 
 
-def records(path: Path, delimiter: str, *, header: bool = False,
+def _text(source: Source) -> TextIO:
+    if isinstance(source, bytes):
+        return io.TextIOWrapper(io.BytesIO(source), encoding="utf-8-sig", newline="")
+    return source.open(encoding="utf-8-sig", newline="")
+
+
+def records(path: Source, delimiter: str, *, header: bool = False, blank: bool = False,
             ) -> Iterator[tuple[int, list[str]]]:
-    """(starting line, fields) of each data record (and of the header, if asked), blank
-    lines skipped as Arrow does. Raises Malformed on bad quoting, InvalidFile on text
-    that is not UTF-8."""
-    with path.open(encoding="utf-8-sig", newline="") as f:
+    """(starting line, fields) of each data record (and of the header, if asked). Blank
+    lines are skipped, as Arrow does, unless ``blank`` (polars reads one as a row of
+    nulls). Raises Malformed on bad quoting, InvalidFile on text that is not UTF-8."""
+    with _text(path) as f:
         reader = csv.reader(f, delimiter=delimiter, strict=True)
         start = 1
         while True:
@@ -57,7 +67,7 @@ def records(path: Path, delimiter: str, *, header: bool = False,
                 raise _malformed(path, delimiter, start, reader.line_num, str(exc)) from None
             except UnicodeDecodeError:
                 raise undecodable(path) from None
-            if fields and (header or start > 1):
+            if (fields or blank) and (header or start > 1):
                 yield start, fields
             start = reader.line_num + 1
 
@@ -71,7 +81,7 @@ class Malformed(Exception):
         self.unclosed = unclosed  # a quote still open at the end of the file
 
 
-def _malformed(path: Path, delimiter: str, start: int, line: int, error: str) -> Malformed:
+def _malformed(path: Source, delimiter: str, start: int, line: int, error: str) -> Malformed:
     if "unexpected end of data" in error:
         opened = _opening_quote_line(path, delimiter, start)
         return Malformed(f"line {opened}: a quoted field opened on this line is never "
@@ -83,11 +93,11 @@ def _malformed(path: Path, delimiter: str, start: int, line: int, error: str) ->
     return Malformed(f"line {line}: {error}", unclosed=False)
 
 
-def _opening_quote_line(path: Path, delimiter: str, start: int) -> int:
+def _opening_quote_line(path: Source, delimiter: str, start: int) -> int:
     """The line where the quote left open at the end of the file opened, reading the
     record that starts at line ``start`` field by field as the csv module does."""
     opened, quoted, field_start = start, False, True
-    with path.open(encoding="utf-8-sig", newline="") as f:
+    with _text(path) as f:
         for number, line in enumerate(f, 1):
             if number < start:
                 continue
@@ -109,9 +119,9 @@ def _opening_quote_line(path: Path, delimiter: str, start: int) -> int:
     return opened
 
 
-def undecodable(path: Path) -> InvalidFile:
+def undecodable(path: Source) -> InvalidFile:
     """The refusal of a file that is not UTF-8, naming the line of its first bad byte."""
-    data = path.read_bytes()
+    data = path if isinstance(path, bytes) else path.read_bytes()
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
