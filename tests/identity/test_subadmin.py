@@ -9,6 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sheaf.auth import credentials
+from sheaf.identity.jobs import LOAD_ACCOUNTS
+from sheaf.jobs.models import Job
+from sheaf.kit.base import utcnow
 from sheaf.runtime import Runtime
 
 HR = {"type": "GOVERNANCE_GROUP", "id": "g-hr", "name": "HR admins"}
@@ -128,3 +131,20 @@ def test_a_task_whose_source_is_gone_is_refused_to_it(client, auth, world) -> No
     unknown = client.get("/v2025/task-status/0123456789abcdef0123456789abcdef",
                          headers=world["sub"])
     assert unknown.status_code == 404
+
+
+def test_pending_tasks_are_the_queued_and_running_ones(
+    client: TestClient, runtime: Runtime, auth: dict[str, str],
+) -> None:
+    now = utcnow()
+    with runtime.db.write() as session:
+        for status in ("running", "succeeded", "queued", "failed"):
+            session.add(Job(id=status.ljust(32, "0"), type=LOAD_ACCOUNTS, status=status,
+                            payload={}, max_attempts=3, created_at=now, updated_at=now,
+                            run_after=now, messages=[], counters={}))
+    listed = client.get("/v2025/task-status/pending-tasks", params={"count": "true"},
+                        headers=auth)
+    assert listed.status_code == 200, listed.text
+    assert sorted(t["id"] for t in listed.json()) == ["queued".ljust(32, "0"),
+                                                      "running".ljust(32, "0")]
+    assert listed.headers["X-Total-Count"] == "2"

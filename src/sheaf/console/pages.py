@@ -31,6 +31,7 @@ from sheaf.identity.api.tasks import IDENTITY_JOBS, reached_tasks
 from sheaf.identity.models import Account, Identity, Source
 from sheaf.jobs import live
 from sheaf.jobs.models import Job
+from sheaf.jobs.states import ACTIVE
 from sheaf.runtime import Runtime, get_runtime
 
 # Every page shows tasks at least: a client that may read none cannot use the console.
@@ -166,7 +167,7 @@ def overview(runtime: Runtime = Depends(get_runtime),
         f"<h2>Jobs</h2><table><tr><th>id</th><th>type</th><th>status</th><th>progress</th>"
         f"<th>counters</th><th>messages</th><th>created</th></tr>{job_rows}</table>"
     )
-    active = any(j.status in ("queued", "running") for j in jobs)
+    active = any(j.status in ACTIVE for j in jobs)
     return _page("sheaf console", body, refresh=active)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sheaf.jobs.states import ACTIVE
+
 if TYPE_CHECKING:  # (not imported: `sheaf jobs show` formats plain rows with this too)
     from sheaf.jobs.models import Job
 
@@ -20,7 +22,7 @@ def job_json(job: Job) -> dict[str, Any]:
         "finished_at": iso(job.finished_at), "heartbeat_at": iso(job.heartbeat_at),
         "cancel_requested": job.cancel_requested_at is not None,
         # what a job asked to stop ends as once its worker has stopped
-        "ending_as": job.end_status if job.status in ("queued", "running") else None,
+        "ending_as": job.end_status if job.status in ACTIVE else None,
         "progress": {"current": job.progress_current, "total": job.progress_total,
                      "message": job.progress_message},
         "error_code": job.error_code, "messages": job.messages, "counters": job.counters,

@@ -40,6 +40,7 @@ class InvalidFile(Exception):
         text = summary if not self.problems else f"{summary}: {'; '.join(self.problems)}"
         super().__init__(text)
 
+
 def usable(delimiter: str) -> bool:
     return len(delimiter) == 1 and delimiter.isascii() and delimiter not in '"\r\n'
 

@@ -16,7 +16,7 @@ from sheaf.identity.api.deps import managed_by, reach, require_managed, task_rea
 from sheaf.identity.jobs import LOAD_ACCOUNTS
 from sheaf.identity.models import Source
 from sheaf.jobs import live
-from sheaf.jobs.models import Job
+from sheaf.jobs.models import IS_ACTIVE, Job
 from sheaf.jobs.states import JobStatus
 from sheaf.kit.filters import Field, fetch_page, page, parse_filters, parse_sorters
 from sheaf.kit.jsonbody import read_json
@@ -162,7 +162,7 @@ def pending_tasks(
 ) -> Any:
     """Deprecated: the unfinished tasks (HEAD answers only X-Total-Count)."""
     limit, offset = page(limit, offset)
-    where = and_(IDENTITY_JOBS, reached_tasks(groups), Job.status.in_(["queued", "running"]))
+    where = and_(IDENTITY_JOBS, reached_tasks(groups), IS_ACTIVE)
     with runtime.db.read() as session:
         total = session.execute(select(func.count()).select_from(Job).where(where)).scalar_one()
         jobs = list(session.execute(

@@ -11,6 +11,7 @@ from typing import Any
 from sheaf.identity.models import Account, Identity, Source, SourceSchema
 from sheaf.jobs.live import Latest
 from sheaf.jobs.models import Job
+from sheaf.jobs.states import ACTIVE
 from sheaf.kit.base import utcnow
 
 TASK_NAME = "Cloud Account Aggregation"
@@ -169,7 +170,7 @@ def aggregation_status(job: Job) -> dict[str, Any] | None:
     if job.finished_at is not None and utcnow() - job.finished_at > AGGREGATION_STATUS_TTL:
         return None
     body: dict[str, Any] = {"start": ts(job.started_at or job.created_at)}
-    if job.status in ("queued", "running"):
+    if job.status in ACTIVE:
         applying = (job.progress_message or "").startswith("Applying")
         body["status"] = "ACCOUNTS_COLLECTED" if applying else "STARTED"
         return body
