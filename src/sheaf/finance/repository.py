@@ -18,7 +18,6 @@ from sheaf.finance.models import (
     Member,
 )
 from sheaf.jobs.models import IS_ACTIVE, Job
-from sheaf.jobs.states import ACTIVE
 
 if TYPE_CHECKING:
     import polars as pl
@@ -77,16 +76,6 @@ def aggregation_target(session: Session, client_id: str, user_guid: str | None,
     row = session.execute(_TARGET_OF_USER,
                           {**values, "user": user_guid, "client": client_id}).one_or_none()
     return (*row,) if row is not None else (None, None, None, None)
-
-
-def active_job_ids(session: Session, job_ids: list[str]) -> set[str]:
-    """Which of these jobs are queued or running (their members are being aggregated)."""
-    ids = [j for j in job_ids if j]
-    if not ids:
-        return set()
-    rows = session.execute(
-        select(Job.id).where(Job.id.in_(ids), Job.status.in_([s.value for s in ACTIVE])))
-    return set(rows.scalars())
 
 
 def challenges(session: Session, member_guid: str) -> list[Challenge]:
